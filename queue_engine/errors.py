@@ -1,0 +1,171 @@
+"""The engine's exceptions: one root, one class per illegal move.
+
+Each class carries a stable ``code`` (for APIs) and bilingual messages fit to
+show a user; the docstring is the English message template.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class QueueError(Exception):
+    """Something went wrong in the queue engine."""
+
+    code: ClassVar[str] = "queue_error"
+    zh: ClassVar[str] = "排队系统错误"
+    status: ClassVar[int] = 400
+
+    def __init__(self, **details: Any) -> None:
+        self.details = details
+        super().__init__(self.message_en)
+
+    @property
+    def message_en(self) -> str:
+        """The English message with details filled in."""
+        return (self.__doc__ or self.code).strip().format(**self.details)
+
+    @property
+    def message_zh(self) -> str:
+        """The Chinese message with details filled in."""
+        return self.zh.format(**self.details)
+
+
+class NotFoundError(QueueError):
+    """Not found."""
+
+    status = 404
+
+
+class UnknownServiceError(NotFoundError):
+    """There is no service '{service}' in this hall."""
+
+    code = "unknown_service"
+    zh = "本大厅没有事项“{service}”"
+
+
+class UnknownPriorityError(NotFoundError):
+    """There is no priority class '{priority}' in this hall."""
+
+    code = "unknown_priority"
+    zh = "本大厅没有优先类别“{priority}”"
+
+
+class UnknownWindowError(NotFoundError):
+    """There is no window or seat '{window}' in this hall."""
+
+    code = "unknown_window"
+    zh = "本大厅没有{window}号窗口或坐席"
+
+
+class UnknownWorkstationError(NotFoundError):
+    """There is no virtual work number '{virtual_number}' in this hall."""
+
+    code = "unknown_workstation"
+    zh = "本大厅没有虚拟工号{virtual_number}"
+
+
+class TicketNotFoundError(NotFoundError):
+    """Ticket {ticket} was not found."""
+
+    code = "ticket_not_found"
+    zh = "未找到号票{ticket}"
+
+
+class ConflictError(QueueError):
+    """The request conflicts with the current state."""
+
+    status = 409
+
+
+class IllegalTransitionError(ConflictError):
+    """Ticket {number} is {state}; it cannot be {action}."""
+
+    code = "illegal_transition"
+    zh = "号票{number}当前状态为“{state}”，不能{action_zh}"
+
+
+class WorkstationStateError(ConflictError):
+    """Work number {virtual_number} is {state}; it cannot {action}."""
+
+    code = "workstation_state"
+    zh = "工号{virtual_number}当前为“{state}”，不能{action_zh}"
+
+
+class NotSignedInError(WorkstationStateError):
+    """Work number {virtual_number} is not signed in."""
+
+    code = "not_signed_in"
+    zh = "工号{virtual_number}未登录"
+
+
+class AlreadySignedInError(WorkstationStateError):
+    """Work number {virtual_number} is already signed in at window {window}."""
+
+    code = "already_signed_in"
+    zh = "工号{virtual_number}已在{window}号窗口登录"
+
+
+class WindowTakenError(ConflictError):
+    """Window {window} is already taken by work number {virtual_number}."""
+
+    code = "window_taken"
+    zh = "{window}号窗口已由工号{virtual_number}使用"
+
+
+class WrongSeatKindError(ConflictError):
+    """Work number {virtual_number} is signed in at a {kind}; it cannot {action}."""
+
+    code = "wrong_seat_kind"
+    zh = "工号{virtual_number}所在为{kind_zh}，不能{action_zh}"
+
+
+class SkillMissingError(ConflictError):
+    """Work number {virtual_number} has no skill for service '{service}'."""
+
+    code = "skill_missing"
+    zh = "工号{virtual_number}不具备办理“{service}”的技能"
+
+
+class NotYourTicketError(ConflictError):
+    """Ticket {number} is not held by work number {virtual_number}."""
+
+    code = "not_your_ticket"
+    zh = "号票{number}不属于工号{virtual_number}"
+
+
+class NoTicketError(ConflictError):
+    """Work number {virtual_number} holds no ticket."""
+
+    code = "no_ticket"
+    zh = "工号{virtual_number}当前没有号票"
+
+
+class DailyLimitReachedError(ConflictError):
+    """Service '{service}' has issued its {limit} tickets for today."""
+
+    code = "daily_limit_reached"
+    zh = "“{service}”今日号票已发完（{limit}张）"
+
+
+class HallClosedError(ConflictError):
+    """The hall is closed now."""
+
+    code = "hall_closed"
+    zh = "大厅当前不在办公时间"
+
+
+class InvalidRequestError(QueueError):
+    """The request is not valid: {reason}."""
+
+    code = "invalid_request"
+    zh = "请求无效：{reason_zh}"
+    status = 422
+
+
+class StoreError(QueueError):
+    """The store failed: {reason}."""
+
+    code = "store_error"
+    zh = "数据存储出错：{reason}"
+    status = 503

@@ -1,0 +1,358 @@
+"""The nouns of the queue: hall configuration, tickets, workstations, events.
+
+Everything here is a frozen dataclass or a StrEnum; state changes make new
+values with ``dataclasses.replace`` so a transition can never half-happen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from enum import StrEnum
+from typing import Any
+
+
+class Channel(StrEnum):
+    """Where a ticket came from and where it is served."""
+
+    HALL = "hall"
+    PHONE = "phone"
+    CALLBACK = "callback"
+
+
+class SeatKind(StrEnum):
+    """A hall window (pull: the staffer calls) or a hotline seat (push: calls are offered)."""
+
+    WINDOW = "window"
+    HOTLINE = "hotline"
+
+
+class TicketState(StrEnum):
+    """The states of DESIGN §4."""
+
+    WAITING = "waiting"
+    CALLED = "called"
+    SERVING = "serving"
+    HELD = "held"
+    DONE = "done"
+    NO_SHOW = "no_show"
+    TRANSFERRED = "transferred"
+    CANCELLED = "cancelled"
+    ABANDONED = "abandoned"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        """True for states no ticket leaves."""
+        return self in _FINAL_TICKET_STATES
+
+    @property
+    def is_active(self) -> bool:
+        """True while a workstation is busy with the ticket (called or serving)."""
+        return self in (TicketState.CALLED, TicketState.SERVING)
+
+
+_FINAL_TICKET_STATES = frozenset(
+    {
+        TicketState.DONE,
+        TicketState.NO_SHOW,
+        TicketState.TRANSFERRED,
+        TicketState.CANCELLED,
+        TicketState.ABANDONED,
+        TicketState.EXPIRED,
+    }
+)
+
+
+class WorkstationState(StrEnum):
+    """The states of a virtual work number (DESIGN §4)."""
+
+    OFFLINE = "offline"
+    AVAILABLE = "available"
+    CALLING = "calling"
+    SERVING = "serving"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+class PauseReason(StrEnum):
+    """Why a workstation is paused; 'away' is the 暂离 supervisors know."""
+
+    BREAK = "break"
+    MEETING = "meeting"
+    BACK_OFFICE = "back_office"
+    AWAY = "away"
+    MISSED_OFFERS = "missed_offers"
+
+
+class TransferPosition(StrEnum):
+    """Where a transferred ticket lands in its new queue."""
+
+    FRONT = "front"
+    BACK = "back"
+
+
+# ---------------------------------------------------------------------------
+# Configuration: what a hall is made of. Built by callcenter.settings from
+# config.toml (or directly by tests); the engine only reads it.
+
+
+@dataclass(frozen=True, slots=True)
+class Department:
+    """A department (部门) whose services the hall hosts."""
+
+    code: str
+    name_zh: str
+    name_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A kind of business (事项) with its ticket prefix and target wait."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    department: str
+    prefix: str
+    target_wait_min: float = 15.0
+    default_handle_min: float = 10.0
+    channel: Channel = Channel.HALL
+    daily_limit: int | None = None
+
+    @property
+    def served_at(self) -> SeatKind:
+        """Hall services are served at windows; phone and call-back ones at hotline seats."""
+        return SeatKind.WINDOW if self.channel == Channel.HALL else SeatKind.HOTLINE
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityClass:
+    """A priority class (优先) with its routing weight and optional own prefix."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    weight: float = 1.0
+    prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A physical counter or hotline seat; displays show its number."""
+
+    number: str
+    kind: SeatKind = SeatKind.WINDOW
+    zone: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """A staffer's virtual work number (虚拟工号) and skills: service code to level 1–5."""
+
+    virtual_number: str
+    name: str
+    skills: Mapping[str, int]
+    role: str = "staff"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One opening period of a day, e.g. 09:00–12:00; ``extended`` marks 延时 evenings."""
+
+    opens: time
+    closes: time
+    extended: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The knobs of calling and routing."""
+
+    recalls_before_no_show: int = 2
+    call_timeout_s: float = 0.0
+    offer_timeout_s: float = 20.0
+    missed_offers_before_pause: int = 2
+    wrap_up_s: float = 0.0
+    hotline_wrap_up_s: float = 30.0
+    transfer_position: TransferPosition = TransferPosition.FRONT
+    handle_time_window: int = 20
+    silent: bool = False
+
+
+@dataclass(frozen=True)
+class HallConfig:
+    """Everything the engine needs to know about one hall."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    timezone: str
+    departments: tuple[Department, ...]
+    services: tuple[Service, ...]
+    priority_classes: tuple[PriorityClass, ...]
+    windows: tuple[Window, ...]
+    staff: tuple[Staff, ...]
+    hours: Mapping[int, tuple[Session, ...]] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_services", {s.code: s for s in self.services})
+        object.__setattr__(self, "_classes", {p.code: p for p in self.priority_classes})
+        object.__setattr__(self, "_windows", {w.number: w for w in self.windows})
+        object.__setattr__(self, "_staff", {s.virtual_number: s for s in self.staff})
+
+    def service(self, code: str) -> Service | None:
+        """The service with this code, or None."""
+        return self._services.get(code)  # type: ignore[attr-defined]
+
+    def priority_class(self, code: str) -> PriorityClass | None:
+        """The priority class with this code, or None."""
+        return self._classes.get(code)  # type: ignore[attr-defined]
+
+    def window(self, number: str) -> Window | None:
+        """The window or seat with this number, or None."""
+        return self._windows.get(number)  # type: ignore[attr-defined]
+
+    def staffer(self, virtual_number: str) -> Staff | None:
+        """The staffer behind a virtual number, or None."""
+        return self._staff.get(virtual_number)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------
+# Rows: what the store keeps.
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One unit of waiting work: a hall visit, a phone call or a call-back request.
+
+    ``arrived_at`` is when the citizen first arrived and survives transfers;
+    ``queued_at`` is the time routing orders by (the arrival time, or the
+    transfer time when transfers go to the back).
+    """
+
+    id: int
+    hall: str
+    service: str
+    number: str
+    day: str
+    channel: Channel
+    priority: str
+    state: TicketState
+    token: str
+    arrived_at: float
+    queued_at: float
+    updated_at: float
+    phone: str | None = None
+    appointment_ref: str | None = None
+    appointment_at: float | None = None
+    workstation: str | None = None
+    window: str | None = None
+    target_workstation: str | None = None
+    called_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    recalls: int = 0
+    offer_expires_at: float | None = None
+    declined_by: tuple[str, ...] = ()
+    parent_id: int | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        d = dataclasses.asdict(self)
+        d["declined_by"] = list(self.declined_by)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Ticket:
+        """The inverse of to_dict."""
+        d = dict(d)
+        d["channel"] = Channel(d["channel"])
+        d["state"] = TicketState(d["state"])
+        d["declined_by"] = tuple(d.get("declined_by") or ())
+        return cls(**d)
+
+
+@dataclass(frozen=True, slots=True)
+class Workstation:
+    """A virtual work number's live state: where it is signed in and what it holds."""
+
+    virtual_number: str
+    hall: str
+    state: WorkstationState
+    since: float
+    window: str | None = None
+    kind: SeatKind | None = None
+    ticket_id: int | None = None
+    pause_reason: str | None = None
+    missed_offers: int = 0
+    wrap_up_until: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Workstation:
+        """The inverse of to_dict."""
+        d = dict(d)
+        d["state"] = WorkstationState(d["state"])
+        d["kind"] = SeatKind(d["kind"]) if d.get("kind") else None
+        return cls(**d)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An immutable record of one state change: the audit log and the outbox feed.
+
+    ``payload`` carries the full rows after the change (``ticket``,
+    ``workstation``) plus what readers need (``ahead``, ``wait_min`` …), so a
+    reader never has to ask the store what happened.
+    """
+
+    id: int
+    hall: str
+    type: str
+    at: float
+    ticket_id: int | None = None
+    virtual_number: str | None = None
+    window: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ticket(self) -> Ticket | None:
+        """The ticket row after the change, if the event touched one."""
+        t = self.payload.get("ticket")
+        return Ticket.from_dict(t) if t else None
+
+    @property
+    def workstation(self) -> Workstation | None:
+        """The workstation row after the change, if the event touched one."""
+        w = self.payload.get("workstation")
+        return Workstation.from_dict(w) if w else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return {
+            "id": self.id,
+            "hall": self.hall,
+            "type": self.type,
+            "at": self.at,
+            "ticket_id": self.ticket_id,
+            "virtual_number": self.virtual_number,
+            "window": self.window,
+            "payload": dict(self.payload),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WaitEstimate:
+    """People ahead of a waiting ticket and the minutes it can expect to wait."""
+
+    ahead: int
+    minutes: float
+    staffed: int

@@ -1,0 +1,291 @@
+"""The SQLite transaction: the engine's reads and writes as SQL on one connection.
+
+Runs on the store's database thread only; see sqlite.py for how it gets there.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from ..model import (
+    Channel,
+    Event,
+    SeatKind,
+    Ticket,
+    TicketState,
+    Workstation,
+    WorkstationState,
+)
+
+TICKET_COLUMNS = (
+    "id, hall, service, number, day, channel, priority, state, token, arrived_at, queued_at,"
+    " updated_at, phone, appointment_ref, appointment_at, workstation, window_no,"
+    " target_workstation, called_at, started_at, ended_at, recalls, offer_expires_at,"
+    " declined_by, parent_id, note"
+)
+_TICKET_INSERT = (
+    f"INSERT INTO tickets ({TICKET_COLUMNS.replace('id, ', '', 1)})"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_TICKET_UPDATE = (
+    "UPDATE tickets SET service=?, number=?, day=?, channel=?, priority=?, state=?, token=?,"
+    " arrived_at=?, queued_at=?, updated_at=?, phone=?, appointment_ref=?, appointment_at=?,"
+    " workstation=?, window_no=?, target_workstation=?, called_at=?, started_at=?, ended_at=?,"
+    " recalls=?, offer_expires_at=?, declined_by=?, parent_id=?, note=? WHERE id=?"
+)
+WS_COLUMNS = (
+    "virtual_number, hall, state, since, window_no, kind, ticket_id, pause_reason,"
+    " missed_offers, wrap_up_until"
+)
+
+
+def ticket_from_row(r: Sequence) -> Ticket:
+    """A Ticket from a row selected with TICKET_COLUMNS."""
+    return Ticket(
+        id=r[0], hall=r[1], service=r[2], number=r[3], day=r[4], channel=Channel(r[5]),
+        priority=r[6], state=TicketState(r[7]), token=r[8], arrived_at=r[9], queued_at=r[10],
+        updated_at=r[11], phone=r[12], appointment_ref=r[13], appointment_at=r[14],
+        workstation=r[15], window=r[16], target_workstation=r[17], called_at=r[18],
+        started_at=r[19], ended_at=r[20], recalls=r[21], offer_expires_at=r[22],
+        declined_by=tuple(r[23].split(",")) if r[23] else (), parent_id=r[24], note=r[25],
+    )  # fmt: skip
+
+
+def _ticket_values(t: Ticket) -> tuple:
+    return (
+        t.service, t.number, t.day, t.channel.value, t.priority, t.state.value, t.token,
+        t.arrived_at, t.queued_at, t.updated_at, t.phone, t.appointment_ref, t.appointment_at,
+        t.workstation, t.window, t.target_workstation, t.called_at, t.started_at, t.ended_at,
+        t.recalls, t.offer_expires_at, ",".join(t.declined_by), t.parent_id, t.note,
+    )  # fmt: skip
+
+
+def ws_from_row(r: Sequence) -> Workstation:
+    """A Workstation from a row selected with WS_COLUMNS."""
+    return Workstation(
+        virtual_number=r[0], hall=r[1], state=WorkstationState(r[2]), since=r[3], window=r[4],
+        kind=SeatKind(r[5]) if r[5] else None, ticket_id=r[6], pause_reason=r[7],
+        missed_offers=r[8], wrap_up_until=r[9],
+    )  # fmt: skip
+
+
+def _ws_values(w: Workstation) -> tuple:
+    return (
+        w.virtual_number, w.hall, w.state.value, w.since, w.window,
+        w.kind.value if w.kind else None, w.ticket_id, w.pause_reason, w.missed_offers,
+        w.wrap_up_until,
+    )  # fmt: skip
+
+
+def event_from_row(r: Sequence) -> Event:
+    """An Event from (id, hall, type, at, ticket_id, virtual_number, window_no, payload)."""
+    return Event(
+        id=r[0], hall=r[1], type=r[2], at=r[3], ticket_id=r[4], virtual_number=r[5],
+        window=r[6], payload=json.loads(r[7]),
+    )  # fmt: skip
+
+
+class SQLiteTx:
+    """The Tx protocol on a sqlite3 connection that already has a transaction open."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.events: list[Event] = []
+
+    def _one(self, sql: str, params: Sequence = ()) -> tuple | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence = ()) -> list:
+        return self.conn.execute(sql, params).fetchall()
+
+    # tickets ---------------------------------------------------------------
+
+    def next_number(self, hall: str, prefix: str, day: str) -> int:
+        row = self._one(
+            "INSERT INTO counters (hall, prefix, day, last) VALUES (?,?,?,1)"
+            " ON CONFLICT (hall, prefix, day) DO UPDATE SET last = last + 1 RETURNING last",
+            (hall, prefix, day),
+        )
+        assert row is not None
+        return row[0]
+
+    def insert_ticket(self, ticket: Ticket) -> Ticket:
+        cur = self.conn.execute(_TICKET_INSERT, (ticket.hall, *_ticket_values(ticket)))
+        return _with_id(ticket, cur.lastrowid)
+
+    def update_ticket(self, ticket: Ticket) -> None:
+        self.conn.execute(_TICKET_UPDATE, (*_ticket_values(ticket), ticket.id))
+
+    def get_ticket(self, ticket_id: int) -> Ticket | None:
+        r = self._one(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id=?", (ticket_id,))
+        return ticket_from_row(r) if r else None
+
+    def ticket_by_token(self, token: str) -> Ticket | None:
+        r = self._one(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE token=?", (token,))
+        return ticket_from_row(r) if r else None
+
+    def ticket_by_number(self, hall: str, day: str, number: str) -> Ticket | None:
+        r = self._one(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND day=? AND number=?"
+            " ORDER BY id DESC LIMIT 1",
+            (hall, day, number),
+        )
+        return ticket_from_row(r) if r else None
+
+    def waiting_heads(
+        self, hall: str, services: Sequence[str], vn: str | None, now: float
+    ) -> list[Ticket]:
+        if not services:
+            return []
+        marks = ",".join("?" * len(services))
+        heads = self._all(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id IN ("
+            "  SELECT (SELECT id FROM tickets t2 WHERE t2.hall=k.hall AND t2.state='waiting'"
+            "          AND t2.service=k.service AND t2.priority=k.priority"
+            "          AND t2.target_workstation IS NULL ORDER BY t2.queued_at, t2.id LIMIT 1)"
+            "  FROM (SELECT DISTINCT hall, service, priority FROM tickets"
+            f"        WHERE hall=? AND state='waiting' AND service IN ({marks})) k)",
+            (hall, *services),
+        )
+        extra = self._all(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
+            f" AND service IN ({marks}) AND ((target_workstation IS NOT NULL AND"
+            " target_workstation=?) OR (appointment_at IS NOT NULL AND appointment_at<=?"
+            " AND target_workstation IS NULL))",
+            (hall, *services, vn, now),
+        )
+        seen: dict[int, Ticket] = {}
+        for r in (*heads, *extra):
+            seen[r[0]] = ticket_from_row(r)
+        return list(seen.values())
+
+    def waiting(self, hall: str, service: str | None = None) -> list[Ticket]:
+        if service is None:
+            rows = self._all(
+                f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'", (hall,)
+            )
+        else:
+            rows = self._all(
+                f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
+                " AND service=?",
+                (hall, service),
+            )
+        return [ticket_from_row(r) for r in rows]
+
+    def count_waiting(self, hall: str, service: str) -> int:
+        row = self._one(
+            "SELECT COUNT(*) FROM tickets WHERE hall=? AND state='waiting' AND service=?",
+            (hall, service),
+        )
+        return row[0] if row else 0
+
+    def tickets_in(self, hall: str, states: Sequence[str]) -> list[Ticket]:
+        marks = ",".join("?" * len(states))
+        rows = self._all(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state IN ({marks})",
+            (hall, *states),
+        )
+        return [ticket_from_row(r) for r in rows]
+
+    def tickets_of_day(self, hall: str, day: str) -> list[Ticket]:
+        rows = self._all(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND day=? ORDER BY id", (hall, day)
+        )
+        return [ticket_from_row(r) for r in rows]
+
+    def handle_times(self, hall: str, service: str, limit: int) -> list[float]:
+        rows = self._all(
+            "SELECT ended_at - started_at FROM tickets WHERE hall=? AND service=? AND state='done'"
+            " ORDER BY ended_at DESC LIMIT ?",
+            (hall, service, limit),
+        )
+        return [r[0] for r in rows]
+
+    # workstations ----------------------------------------------------------
+
+    def get_workstation(self, hall: str, vn: str) -> Workstation | None:
+        r = self._one(
+            f"SELECT {WS_COLUMNS} FROM workstations WHERE hall=? AND virtual_number=?", (hall, vn)
+        )
+        return ws_from_row(r) if r else None
+
+    def put_workstation(self, ws: Workstation) -> None:
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO workstations ({WS_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            _ws_values(ws),
+        )
+
+    def ensure_workstation(self, ws: Workstation) -> None:
+        self.conn.execute(
+            f"INSERT OR IGNORE INTO workstations ({WS_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            _ws_values(ws),
+        )
+
+    def workstations(self, hall: str) -> list[Workstation]:
+        rows = self._all(
+            f"SELECT {WS_COLUMNS} FROM workstations WHERE hall=? ORDER BY virtual_number", (hall,)
+        )
+        return [ws_from_row(r) for r in rows]
+
+    def workstation_at(self, hall: str, window: str) -> Workstation | None:
+        r = self._one(
+            f"SELECT {WS_COLUMNS} FROM workstations WHERE hall=? AND window_no=?", (hall, window)
+        )
+        return ws_from_row(r) if r else None
+
+    # events and readers ----------------------------------------------------
+
+    def append_event(self, event: Event) -> Event:
+        cur = self.conn.execute(
+            "INSERT INTO events (hall, type, at, ticket_id, virtual_number, window_no, payload)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (
+                event.hall, event.type, event.at, event.ticket_id, event.virtual_number,
+                event.window, json.dumps(event.payload, ensure_ascii=False, separators=(",", ":")),
+            ),
+        )  # fmt: skip
+        stored = Event(
+            id=cur.lastrowid or 0, hall=event.hall, type=event.type, at=event.at,
+            ticket_id=event.ticket_id, virtual_number=event.virtual_number, window=event.window,
+            payload=event.payload,
+        )  # fmt: skip
+        self.events.append(stored)
+        return stored
+
+    def events_after(self, after: int, limit: int, hall: str | None = None) -> list[Event]:
+        cols = "id, hall, type, at, ticket_id, virtual_number, window_no, payload"
+        if hall is None:
+            rows = self._all(
+                f"SELECT {cols} FROM events WHERE id>? ORDER BY id LIMIT ?", (after, limit)
+            )
+        else:
+            rows = self._all(
+                f"SELECT {cols} FROM events WHERE id>? AND hall=? ORDER BY id LIMIT ?",
+                (after, hall, limit),
+            )
+        return [event_from_row(r) for r in rows]
+
+    def last_event_id(self) -> int:
+        row = self._one("SELECT COALESCE(MAX(id), 0) FROM events")
+        return row[0] if row else 0
+
+    def get_cursor(self, name: str) -> int:
+        row = self._one("SELECT position FROM reader_cursors WHERE name=?", (name,))
+        return row[0] if row else 0
+
+    def set_cursor(self, name: str, position: int) -> None:
+        self.conn.execute(
+            "INSERT INTO reader_cursors (name, position) VALUES (?,?)"
+            " ON CONFLICT (name) DO UPDATE SET position=excluded.position",
+            (name, position),
+        )
+
+    def execute(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list:
+        return self.conn.execute(sql, params).fetchall()
+
+
+def _with_id(ticket: Ticket, new_id: int | None) -> Ticket:
+    return replace(ticket, id=new_id or 0)
