@@ -8,6 +8,7 @@ slow reader never stalls the engine and never misses an event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Sequence
 
@@ -40,10 +41,8 @@ class Subscription:
     async def wait(self, timeout: float) -> None:
         """Wait until woken or ``timeout`` seconds pass."""
         if not self._wake.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
         self._wake.clear()
 
     def drain(self) -> tuple[list[Event], bool]:

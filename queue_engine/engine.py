@@ -76,7 +76,9 @@ class Engine:
     async def load_hall(self) -> None:
         """Make sure every configured virtual number has a workstation row."""
         now = self.clock.now()
-        rows = [Workstation(s.virtual_number, self.hall.code, W.OFFLINE, now) for s in self.hall.staff]
+        rows = [
+            Workstation(s.virtual_number, self.hall.code, W.OFFLINE, now) for s in self.hall.staff
+        ]
 
         def ensure(tx: Tx) -> None:
             for ws in rows:
@@ -372,7 +374,7 @@ class Engine:
     # --- time passing -----------------------------------------------------------
 
     async def tick(self) -> list[Event]:
-        """Apply what time decides: offer time-outs, wrap-up ends, call time-outs, day-end expiry."""
+        """Apply what time decides: offer and call time-outs, wrap-up ends, day-end expiry."""
         now = self.clock.now()
         today = self.day_of(now)
         closing = self.closing_time(now)
@@ -394,7 +396,9 @@ class Engine:
         if not sessions:
             return None if not self.hall.hours else local.replace(hour=0, minute=0).timestamp()
         last = max(s.closes for s in sessions)
-        return local.replace(hour=last.hour, minute=last.minute, second=0, microsecond=0).timestamp()
+        return local.replace(
+            hour=last.hour, minute=last.minute, second=0, microsecond=0
+        ).timestamp()
 
     # --- queries ----------------------------------------------------------------
 
@@ -529,8 +533,8 @@ class Engine:
             Event(
                 id=0, hall=self.hall.code, type=kind, at=self.clock.now(),
                 ticket_id=ticket.id if ticket else None,
-                virtual_number=(ws.virtual_number if ws else None) or (ticket.workstation if ticket else None),
-                window=(ws.window if ws else None) or (ticket.window if ticket else None),
+                virtual_number=ws.virtual_number if ws else (ticket.workstation if ticket else None),
+                window=ws.window if ws and ws.window else (ticket.window if ticket else None),
                 payload=payload,
             )
         )  # fmt: skip
@@ -600,7 +604,9 @@ class Engine:
         if w.missed_offers >= self.hall.policy.missed_offers_before_pause:
             paused = tr.pause(w, "missed_offers", now)
             events.append(
-                self._save(tx, "workstation.paused", None, paused, reason="missed_offers", automatic=True)
+                self._save(
+                    tx, "workstation.paused", None, paused, reason="missed_offers", automatic=True
+                )
             )
         return events
 
@@ -631,9 +637,7 @@ class Engine:
                 events.append(self._save(tx, "ticket.no_show", t, w, automatic=True))
         return events
 
-    def _sweep_expired(
-        self, tx: Tx, now: float, today: str, closing: float | None
-    ) -> list[Event]:
+    def _sweep_expired(self, tx: Tx, now: float, today: str, closing: float | None) -> list[Event]:
         after_close = closing is not None and now >= closing
         states = [T.WAITING.value, T.CALLED.value, T.HELD.value]
         events: list[Event] = []

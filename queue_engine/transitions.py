@@ -101,7 +101,9 @@ def require_holder(ticket: Ticket, ws: Workstation) -> None:
 def release(ws: Workstation, now: float, wrap_up_s: float) -> Workstation:
     """The workstation after its ticket leaves: wrap-up if configured, else available."""
     if wrap_up_s > 0:
-        return replace(ws, state=W.WRAP_UP, ticket_id=None, since=now, wrap_up_until=now + wrap_up_s)
+        return replace(
+            ws, state=W.WRAP_UP, ticket_id=None, since=now, wrap_up_until=now + wrap_up_s
+        )
     return replace(ws, state=W.AVAILABLE, ticket_id=None, since=now, wrap_up_until=None)
 
 
@@ -157,7 +159,9 @@ def decline(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workst
         updated_at=now,
         declined_by=(*ticket.declined_by, ws.virtual_number),
     )
-    w = replace(ws, state=W.AVAILABLE, ticket_id=None, since=now, missed_offers=ws.missed_offers + 1)
+    w = replace(
+        ws, state=W.AVAILABLE, ticket_id=None, since=now, missed_offers=ws.missed_offers + 1
+    )
     return t, w
 
 
@@ -236,7 +240,13 @@ def sign_in(ws: Workstation, window: str, kind: SeatKind, now: float) -> Worksta
     if ws.state != W.OFFLINE:
         raise AlreadySignedInError(virtual_number=ws.virtual_number, window=ws.window)
     return replace(
-        ws, state=W.AVAILABLE, window=window, kind=kind, since=now, missed_offers=0, pause_reason=None
+        ws,
+        state=W.AVAILABLE,
+        window=window,
+        kind=kind,
+        since=now,
+        missed_offers=0,
+        pause_reason=None,
     )
 
 
@@ -244,7 +254,13 @@ def sign_out(ws: Workstation, now: float) -> Workstation:
     """A staffer signs out; allowed only with no ticket in hand."""
     require_workstation(ws, (W.AVAILABLE, W.PAUSED, W.WRAP_UP), "sign out")
     return replace(
-        ws, state=W.OFFLINE, window=None, kind=None, since=now, pause_reason=None, wrap_up_until=None
+        ws,
+        state=W.OFFLINE,
+        window=None,
+        kind=None,
+        since=now,
+        pause_reason=None,
+        wrap_up_until=None,
     )
 
 

@@ -1,0 +1,1 @@
+"""The callcenter process: configuration, app assembly, the CLI and the 96166 hotline."""

@@ -1,0 +1,1 @@
+"""Web pages and real-time feeds for kiosks, hall and window displays, and consoles."""

@@ -1,0 +1,1 @@
+"""Outbound and inbound SMS: the outbox, providers, templates and status callbacks."""
