@@ -529,12 +529,12 @@ class Engine:
             payload["ticket"] = ticket.to_dict()
         if ws is not None:
             payload["workstation"] = ws.to_dict()
+        vn = ws.virtual_number if ws else (ticket.workstation if ticket else None)
+        window = ws.window if ws and ws.window else (ticket.window if ticket else None)
         return tx.append_event(
             Event(
                 id=0, hall=self.hall.code, type=kind, at=self.clock.now(),
-                ticket_id=ticket.id if ticket else None,
-                virtual_number=ws.virtual_number if ws else (ticket.workstation if ticket else None),
-                window=ws.window if ws and ws.window else (ticket.window if ticket else None),
+                ticket_id=ticket.id if ticket else None, virtual_number=vn, window=window,
                 payload=payload,
             )
         )  # fmt: skip
