@@ -1,0 +1,129 @@
+"""What every request may depend on, as FastAPI ``Annotated`` aliases in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from queue_engine import Clock, QueueError
+
+from .auth import AuthError, Authority, ForbiddenError, Principal, Role
+from .ratelimit import RateLimiter
+from .runtime import HallRuntime
+from .settings import Settings
+
+
+class UnknownHallError(QueueError):
+    """There is no hall '{hall}'."""
+
+    code = "unknown_hall"
+    zh = "没有大厅“{hall}”"
+    status = 404
+
+
+@dataclass
+class AppContext:
+    """The process's shared parts, built by the lifespan and kept on ``app.state.ctx``."""
+
+    settings: Settings
+    clock: Clock
+    authority: Authority
+    halls: dict[str, HallRuntime] = field(default_factory=dict)
+    issue_limit_device: RateLimiter = field(default_factory=lambda: RateLimiter(2.0, 20))
+    issue_limit_phone: RateLimiter = field(default_factory=lambda: RateLimiter(1 / 60, 3))
+    lookup_limit: RateLimiter = field(default_factory=lambda: RateLimiter(5.0, 30))
+    ready: bool = False
+
+
+def context(request: Request) -> AppContext:
+    """The app's context (set by the lifespan)."""
+    return request.app.state.ctx
+
+
+Ctx = Annotated[AppContext, Depends(context)]
+
+
+def hall_runtime(hall: str, ctx: Ctx) -> HallRuntime:
+    """The runtime of the hall named in the path."""
+    runtime = ctx.halls.get(hall)
+    if runtime is None:
+        raise UnknownHallError(hall=hall)
+    return runtime
+
+
+Hall = Annotated[HallRuntime, Depends(hall_runtime)]
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.query_params.get("token")
+
+
+def principal(request: Request, ctx: Ctx) -> Principal:
+    """Whoever the bearer token (or ``?token=`` for EventSource) names."""
+    token = _token(request)
+    if not token:
+        raise AuthError(reason="no token was given", reason_zh="未提供登录凭证")
+    return ctx.authority.check(token, ctx.clock.now())
+
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+def in_hall(who: Who, runtime: Hall) -> Principal:
+    """Any staffer or device of the hall in the path."""
+    if who.hall != runtime.engine.hall.code:
+        raise ForbiddenError(
+            reason="this token belongs to another hall", reason_zh="凭证不属于本大厅"
+        )
+    return who
+
+
+HallMember = Annotated[Principal, Depends(in_hall)]
+
+
+def staffer(who: HallMember) -> Principal:
+    """A signed-in person (not a device) of the hall."""
+    if who.is_device:
+        raise ForbiddenError(reason="devices cannot do this", reason_zh="设备无权执行此操作")
+    return who
+
+
+Staffer = Annotated[Principal, Depends(staffer)]
+
+
+def supervisor(who: Staffer) -> Principal:
+    """A supervisor or admin of the hall."""
+    if not who.at_least(Role.SUPERVISOR):
+        raise ForbiddenError(reason="supervisors only", reason_zh="仅限值班长/管理员")
+    return who
+
+
+Supervisor = Annotated[Principal, Depends(supervisor)]
+
+
+def acting_for(vn: str, who: Staffer) -> Principal:
+    """The staffer may act only on the workstation signed in under their own number."""
+    if who.subject != vn and not who.at_least(Role.SUPERVISOR):
+        raise ForbiddenError(
+            reason=f"you are signed in as {who.subject}, not {vn}",
+            reason_zh=f"您登录的工号是{who.subject}，不是{vn}",
+        )
+    return who
+
+
+Acting = Annotated[Principal, Depends(acting_for)]
+
+
+def issuer(who: HallMember) -> Principal:
+    """A kiosk device or a staffer may issue tickets."""
+    if who.is_device and who.device_kind != "kiosk":
+        raise ForbiddenError(reason="only kiosks issue tickets", reason_zh="仅取号机可以取号")
+    return who
+
+
+Issuer = Annotated[Principal, Depends(issuer)]

@@ -1,0 +1,68 @@
+"""The pages: server-rendered templates with a little plain JavaScript, live through the feed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from queue_engine import HallConfig
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLink:
+    """A configured device the front door links to (its token only in demo mode)."""
+
+    id: str
+    kind: str
+    window: str | None
+    token: str | None
+
+
+def mount_pages(app: FastAPI, hall: HallConfig, devices: Sequence[DeviceLink]) -> None:
+    """Serve the pages and their static files on ``app``."""
+    templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    router = APIRouter(include_in_schema=False)
+
+    def page(request: Request, name: str, **extra: Any) -> HTMLResponse:
+        context = {"hall": hall, "silent": hall.policy.silent, **extra}
+        return templates.TemplateResponse(request, name, context)
+
+    @router.get("/", response_class=HTMLResponse)
+    async def front_door(request: Request) -> HTMLResponse:
+        return page(request, "index.html", devices=devices)
+
+    @router.get("/kiosk", response_class=HTMLResponse)
+    async def kiosk(request: Request) -> HTMLResponse:
+        return page(request, "kiosk.html")
+
+    @router.get("/display", response_class=HTMLResponse)
+    async def display(request: Request) -> HTMLResponse:
+        return page(request, "display.html")
+
+    @router.get("/window/{window}", response_class=HTMLResponse)
+    async def window_screen(request: Request, window: str) -> HTMLResponse:
+        return page(request, "window.html", window=window)
+
+    @router.get("/staff", response_class=HTMLResponse)
+    async def staff(request: Request) -> HTMLResponse:
+        return page(request, "staff.html")
+
+    @router.get("/supervisor", response_class=HTMLResponse)
+    async def supervisor(request: Request) -> HTMLResponse:
+        return page(request, "supervisor.html")
+
+    @router.get("/t/{token}", response_class=HTMLResponse)
+    async def status(request: Request, token: str) -> HTMLResponse:
+        return page(request, "status.html", token=token)
+
+    app.include_router(router)
