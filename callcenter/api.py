@@ -111,10 +111,13 @@ async def ticket_status(token: str, request: Request, ctx: Ctx) -> TicketOut:
 # --- workstations ---------------------------------------------------------------
 
 
-async def _workstation(runtime: HallRuntime, w: Workstation) -> WorkstationOut:
+async def _workstation(
+    runtime: HallRuntime, w: Workstation, ticket: Ticket | None = None
+) -> WorkstationOut:
     engine = runtime.engine
     staff = engine.hall.staffer(w.virtual_number)
-    ticket = await engine.ticket(w.ticket_id) if w.ticket_id else None
+    if ticket is None and w.ticket_id:
+        ticket = await engine.ticket(w.ticket_id)
     held = [
         _out(runtime, t)
         for t in runtime.view.tickets.values()
@@ -137,7 +140,7 @@ async def workstations(runtime: Hall, _: Supervisor) -> list[dict[str, Any]]:
 @router.get("/halls/{hall}/workstations/{vn}", tags=["workstations"])
 async def workstation(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
     """My workstation: state, current ticket, held tickets, waiting counts for my skills."""
-    return await _workstation(runtime, await runtime.engine.workstation(vn))
+    return await _after(runtime, vn)
 
 
 @router.post("/halls/{hall}/workstations/{vn}/sign-in", tags=["workstations"])
@@ -165,7 +168,7 @@ async def resume_work(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
 
 
 async def _after(runtime: HallRuntime, vn: str) -> WorkstationOut:
-    return await _workstation(runtime, await runtime.engine.workstation(vn))
+    return await _workstation(runtime, *await runtime.engine.desk(vn))
 
 
 @router.post("/halls/{hall}/workstations/{vn}/call-next", tags=["workstations"])

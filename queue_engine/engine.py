@@ -62,6 +62,16 @@ class Issued:
     estimate: WaitEstimate
 
 
+@dataclass(frozen=True, slots=True)
+class HallState:
+    """A consistent read of a hall for building screens: rows as of ``last_event_id``."""
+
+    day: str
+    tickets: list[Ticket]
+    workstations: list[Workstation]
+    last_event_id: int
+
+
 class Engine:
     """One hall's queue: tickets, workstations, routing, and the event log."""
 
@@ -414,6 +424,15 @@ class Engine:
         """A workstation by virtual number."""
         return await self.store.run(lambda tx: self._workstation(tx, vn))
 
+    async def desk(self, vn: str) -> tuple[Workstation, Ticket | None]:
+        """A workstation and the ticket it holds, read together."""
+
+        def read(tx: Tx) -> tuple[Workstation, Ticket | None]:
+            ws = self._workstation(tx, vn)
+            return ws, tx.get_ticket(ws.ticket_id) if ws.ticket_id else None
+
+        return await self.store.run(read)
+
     async def workstations(self) -> list[Workstation]:
         """Every workstation of the hall."""
         return await self.store.run(lambda tx: tx.workstations(self.hall.code))
@@ -437,6 +456,20 @@ class Engine:
             return self._estimate(tx, self._service(ticket.service), ahead)
 
         return await self.store.run(est)
+
+    async def state(self) -> HallState:
+        """Today's tickets, open tickets of earlier days, every workstation, and the log's end."""
+        now = self.clock.now()
+        day = self.day_of(now)
+        live = [T.WAITING.value, T.CALLED.value, T.SERVING.value, T.HELD.value]
+
+        def read(tx: Tx) -> HallState:
+            tickets = {t.id: t for t in tx.tickets_in(self.hall.code, live)}
+            tickets.update((t.id, t) for t in tx.tickets_of_day(self.hall.code, day))
+            workstations = tx.workstations(self.hall.code)
+            return HallState(day, list(tickets.values()), workstations, tx.last_event_id())
+
+        return await self.store.run(read)
 
     async def run(self, fn: Callable[[Tx], R]) -> R:
         """Run a read or write of an adapter's own in one transaction of the engine's store."""
