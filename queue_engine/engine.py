@@ -22,6 +22,7 @@ from . import transitions as tr
 from .clock import Clock
 from .errors import (
     DailyLimitReachedError,
+    HallClosedError,
     InvalidRequestError,
     NoTicketError,
     SkillMissingError,
@@ -124,14 +125,24 @@ class Engine:
                 reason_zh=f"事项{service}不受理{chan.value}渠道",
             )
         now = self.clock.now()
+        if (
+            chan == Channel.HALL
+            and not self.is_open(now)
+            and not self.hall.policy.issue_outside_hours
+        ):
+            raise HallClosedError()
         day = self.day_of(now)
         prefix = self._prefix(svc, priority)
         token = secrets.token_urlsafe(16)
 
         def issue(tx: Tx) -> Issued:
-            n = tx.next_number(self.hall.code, prefix, day)
-            if svc.daily_limit is not None and n > svc.daily_limit:
+            # The limit counts the service's tickets whatever their prefix (G, Y …).
+            if (
+                svc.daily_limit is not None
+                and tx.next_number(self.hall.code, f"#{svc.code}", day) > svc.daily_limit
+            ):
                 raise DailyLimitReachedError(service=svc.code, limit=svc.daily_limit)
+            n = tx.next_number(self.hall.code, prefix, day)
             ahead = tx.count_waiting(self.hall.code, svc.code)
             ticket = tx.insert_ticket(
                 Ticket(
@@ -155,7 +166,7 @@ class Engine:
             ws = self._signed_in(tx, vn)
             self._require_kind(ws, SeatKind.WINDOW, "call next")
             tr.require_workstation(ws, (W.AVAILABLE, W.WRAP_UP), "call next")
-            skills = self._skills(vn)
+            skills = self._skills_at(vn, SeatKind.WINDOW)
             heads = tx.waiting_heads(self.hall.code, list(skills), vn, now)
             ticket = routing.choose(heads, self.hall, skills, now, vn)
             if ticket is None:
@@ -174,7 +185,7 @@ class Engine:
             ws = self._signed_in(tx, vn)
             self._require_kind(ws, SeatKind.WINDOW, "call next")
             ticket = self._ticket(tx, ticket_id)
-            self._require_skill(vn, ticket.service)
+            self._require_skill(vn, ticket.service, SeatKind.WINDOW)
             t, w = tr.call(ticket, ws, now)
             self._save(tx, "ticket.called", t, w, recall=0, chosen=True)
             return t
@@ -260,6 +271,7 @@ class Engine:
         def move(tx: Tx) -> Ticket:
             old = self._ticket(tx, ticket_id)
             service = svc.code if svc else old.service
+            self._require_same_seat(old, service)
             if to_workstation is not None:
                 self._require_skill(to_workstation, service)
             ws = self._holder(tx, old, by)
@@ -306,9 +318,12 @@ class Engine:
             ]  # fmt: skip
             if not agents:
                 return []
-            services = sorted({s for a in agents for s in self._skills(a.virtual_number)})
+            skills_of = {
+                a.virtual_number: self._skills_at(a.virtual_number, SeatKind.HOTLINE)
+                for a in agents
+            }
+            services = {s for skills in skills_of.values() for s in skills}
             waiting = routing.rank(tx.waiting(self.hall.code), self.hall, now)
-            skills_of = {a.virtual_number: self._skills(a.virtual_number) for a in agents}
             offered = []
             for ticket in waiting:
                 if ticket.service not in services:
@@ -400,15 +415,26 @@ class Engine:
         return await self.store.run(sweep)
 
     def closing_time(self, now: float) -> float | None:
-        """When the hall closes today (its last session's end), or None if hours are not set."""
+        """When the hall closes today (its last session's end), or None if hours are not set.
+
+        A day without sessions closes at its midnight, so nothing waits through it.
+        """
         local = datetime.fromtimestamp(now, self.tz)
         sessions = self.hall.hours.get(local.weekday())
         if not sessions:
-            return None if not self.hall.hours else local.replace(hour=0, minute=0).timestamp()
+            midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            return None if not self.hall.hours else midnight.timestamp()
         last = max(s.closes for s in sessions)
-        return local.replace(
-            hour=last.hour, minute=last.minute, second=0, microsecond=0
-        ).timestamp()
+        closes = local.replace(hour=last.hour, minute=last.minute, second=0, microsecond=0)
+        return closes.timestamp()
+
+    def is_open(self, now: float) -> bool:
+        """True inside one of today's sessions (always, when no hours are configured)."""
+        if not self.hall.hours:
+            return True
+        local = datetime.fromtimestamp(now, self.tz)
+        moment = local.time()
+        return any(s.opens <= moment < s.closes for s in self.hall.hours.get(local.weekday(), ()))
 
     # --- queries ----------------------------------------------------------------
 
@@ -494,9 +520,28 @@ class Engine:
     def _skill_map(self) -> dict[str, dict[str, int]]:
         return {s.virtual_number: dict(s.skills) for s in self.hall.staff}
 
-    def _require_skill(self, vn: str, service: str) -> None:
-        if service not in self._skills(vn):
+    def _skills_at(self, vn: str, kind: SeatKind) -> dict[str, int]:
+        """The skills of ``vn`` for services served at this kind of seat."""
+        return {
+            code: level
+            for code, level in self._skills(vn).items()
+            if (svc := self.hall.service(code)) is not None and svc.served_at == kind
+        }
+
+    def _require_skill(self, vn: str, service: str, kind: SeatKind | None = None) -> None:
+        skills = self._skills(vn) if kind is None else self._skills_at(vn, kind)
+        if service not in skills:
             raise SkillMissingError(virtual_number=vn, service=service)
+
+    def _require_same_seat(self, ticket: Ticket, service: str) -> None:
+        target = self._service(service)
+        here = self._service(ticket.service)
+        if target.served_at != here.served_at:
+            raise InvalidRequestError(
+                reason=f"a {here.channel.value} ticket cannot move to the"
+                f" {target.channel.value} service {service}",
+                reason_zh=f"{here.name_zh}的号票不能转到{target.name_zh}（渠道不同）",
+            )
 
     def _require_kind(self, ws: Workstation, kind: SeatKind, action: str) -> None:
         if ws.kind != kind:
@@ -677,7 +722,9 @@ class Engine:
         for ticket in tx.tickets_in(self.hall.code, states):
             if ticket.channel != Channel.HALL and ticket.day == today:
                 continue  # the hotline runs 24 hours: only a new day ends its calls
-            if ticket.day < today or after_close:
+            # A ticket taken after closing (when the hall allows it) lives until midnight.
+            taken_before_close = closing is not None and ticket.arrived_at < closing
+            if ticket.day < today or (after_close and taken_before_close):
                 ws = self._holder(tx, ticket, None)
                 t, w = tr.close(ticket, ws, now, T.EXPIRED, "expired")
                 events.append(self._save(tx, "ticket.expired", t, w))

@@ -82,14 +82,14 @@ class IllegalTransitionError(ConflictError):
     """Ticket {number} is {state}; it cannot be {action}."""
 
     code = "illegal_transition"
-    zh = "号票{number}当前状态为“{state}”，不能{action_zh}"
+    zh = "号票{number}当前状态为“{state_zh}”，不能{action_zh}"
 
 
 class WorkstationStateError(ConflictError):
     """Work number {virtual_number} is {state}; it cannot {action}."""
 
     code = "workstation_state"
-    zh = "工号{virtual_number}当前为“{state}”，不能{action_zh}"
+    zh = "工号{virtual_number}当前为“{state_zh}”，不能{action_zh}"
 
 
 class NotSignedInError(WorkstationStateError):

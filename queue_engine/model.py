@@ -180,6 +180,7 @@ class Policy:
     transfer_position: TransferPosition = TransferPosition.FRONT
     handle_time_window: int = 20
     silent: bool = False
+    issue_outside_hours: bool = False
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,12 @@ class ReaderRunner:
         if overflowed or not self.exclusive:
             return await self.catch_up()
         if fresh:
-            await self._deliver(fresh)
+            try:
+                await self._deliver(fresh)
+            except BaseException:
+                # The events are gone from the bus: read them from the table next time.
+                self._sub.poke()
+                raise
         return len(fresh)
 
     async def _deliver(self, events: Sequence[Event]) -> None:

@@ -68,6 +68,7 @@ def choose(
 
 def rank(tickets: Iterable[Ticket], hall: HallConfig, now: float) -> list[Ticket]:
     """Waiting tickets of one queue in the order the policy would serve them."""
+    tickets = list(tickets)
     flat = {t.service: 1 for t in tickets}
     return sorted(tickets, key=lambda t: sort_key(t, hall, flat, now, None))
 
@@ -75,17 +76,25 @@ def rank(tickets: Iterable[Ticket], hall: HallConfig, now: float) -> list[Ticket
 def best_agent(
     ticket: Ticket, agents: Sequence[Workstation], skills_of: Mapping[str, Mapping[str, int]]
 ) -> Workstation | None:
-    """The free agent to offer a call to: skilled, not yet declined, highest level, longest idle."""
+    """The free agent to offer a call to: skilled; first those who have not declined it
+    (so a call every agent declined is offered again rather than stranded), then the
+    highest skill level, then the longest idle."""
     fit = [
         a
         for a in agents
         if ticket.service in skills_of.get(a.virtual_number, {})
-        and a.virtual_number not in ticket.declined_by
         and (ticket.target_workstation in (None, a.virtual_number))
     ]
     if not fit:
         return None
-    return min(fit, key=lambda a: (-skills_of[a.virtual_number][ticket.service], a.since))
+    return min(
+        fit,
+        key=lambda a: (
+            a.virtual_number in ticket.declined_by,
+            -skills_of[a.virtual_number][ticket.service],
+            a.since,
+        ),
+    )
 
 
 def estimate(ahead: int, staffed: int, handle_min: float) -> WaitEstimate:

@@ -73,6 +73,7 @@ def require_ticket(ticket: Ticket, allowed: Iterable[TicketState], action: str) 
         raise IllegalTransitionError(
             number=ticket.number,
             state=ticket.state.value,
+            state_zh=TICKET_STATE_ZH[ticket.state],
             action=action,
             action_zh=ACTION_ZH.get(action, action),
         )
@@ -87,6 +88,7 @@ def require_workstation(ws: Workstation, allowed: Iterable[WorkstationState], ac
     raise WorkstationStateError(
         virtual_number=ws.virtual_number,
         state=ws.state.value,
+        state_zh=WORKSTATION_STATE_ZH[ws.state],
         action=action,
         action_zh=ACTION_ZH.get(action, action),
     )

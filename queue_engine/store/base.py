@@ -132,6 +132,12 @@ class Store(abc.ABC):
 
     def __init__(self) -> None:
         self._listeners: list[CommitListener] = []
+        self.components: list[str] = ["queue_engine"]
+
+    def add_migrations(self, component: str) -> None:
+        """Apply the migrations the package ``component`` ships, too (call before open)."""
+        if component not in self.components:
+            self.components.append(component)
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call ``listener`` with the events of every commit, in id order, after it lands."""

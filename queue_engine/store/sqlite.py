@@ -80,18 +80,31 @@ class SQLiteStore(Store):
             while self._pending:
                 batch = self._pending[: self._batch_limit]
                 del self._pending[: self._batch_limit]
-                outcomes, events = await self._hop(self._apply, batch)
-                if events:
-                    self._committed(events)
-                for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
-                    if fut.done():
-                        continue
-                    if ok:
-                        fut.set_result(value)
-                    else:
-                        fut.set_exception(value)
+                await self._flush_batch(batch)
         finally:
             self._flusher = None
+
+    async def _flush_batch(self, batch: list[Job]) -> None:
+        try:
+            outcomes, events = await self._hop(self._apply, batch)
+        except BaseException as exc:
+            # The hop itself failed (the connection closed under us, or we were
+            # cancelled): every caller in the batch must hear of it, never hang.
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(StoreError(reason=f"{type(exc).__name__}: {exc}"))
+            raise
+        try:
+            if events:
+                self._committed(events)
+        finally:
+            for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
 
     # --- on the database thread ---------------------------------------------
 
@@ -105,14 +118,17 @@ class SQLiteStore(Store):
     def _migrate(self) -> None:
         conn = self._raw()
         conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL,"
+            " version INTEGER NOT NULL, name TEXT NOT NULL, applied_at REAL NOT NULL,"
+            " PRIMARY KEY (component, version))"
         )
-        applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-        for mig in pending(applied, "sqlite"):
+        applied = {
+            (r[0], r[1]) for r in conn.execute("SELECT component, version FROM schema_migrations")
+        }
+        for mig in pending(applied, self.components, "sqlite"):
             conn.executescript(
                 f"BEGIN;\n{mig.sql}\nINSERT INTO schema_migrations VALUES"
-                f" ({mig.version}, '{mig.name}', {time.time()});\nCOMMIT;"
+                f" ('{mig.component}', {mig.version}, '{mig.name}', {time.time()});\nCOMMIT;"
             )
 
     def _raw(self) -> sqlite3.Connection:
