@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from kiosk.masking import mask_phone
 from queue_engine import Ticket, TicketState, TransferPosition, Workstation
 from queue_engine.errors import NoTicketError, TicketNotFoundError, UnknownWindowError
+from queue_engine.masking import mask_phone
 from sms.phone import normalise
 
 from .deps import Acting, Ctx, Hall, HallMember, Issuer, Supervisor
@@ -89,7 +89,7 @@ async def take_ticket(body: TicketIn, runtime: Hall, who: Issuer, ctx: Ctx) -> T
     if body.phone:
         if not body.sms_consent:
             raise ConsentRequiredError()
-        phone = normalise(body.phone)
+        phone = normalise(body.phone, ctx.sms.region if ctx.sms else "CN")
         ctx.issue_limit_phone.hit(phone, now)
     issued = await runtime.engine.take_ticket(body.service, priority=body.priority, phone=phone)
     return _out(runtime, issued.ticket, est=issued.estimate, with_token=True)

@@ -14,13 +14,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kiosk.views import DeviceLink, mount_pages
-from queue_engine import Bus, Clock, QueueError, SystemClock, open_store
+from queue_engine import Bus, Clock, QueueError, ReaderRunner, SystemClock, open_store
+from sms.dispatcher import Dispatcher
+from sms.notifier import SmsNotifier
+from sms.providers import make_provider
+from sms.views import Wiring, forbidden_handler, webhook_router
 
 from .api import router as api_router
 from .deps import AppContext
 from .runtime import HallRuntime
 from .security import authority_from
 from .settings import Settings
+from .sms_settings import sms_config
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +36,31 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
         settings=settings, clock=clock or SystemClock(), authority=authority_from(settings)
     )
 
+    sms = sms_config(settings)
+    ctx.sms = sms
+    wiring = Wiring(clock=ctx.clock)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_store(settings.store_url) as store:
+        store = open_store(settings.store_url)
+        store.add_migrations("sms")
+        async with store:
             bus = Bus()
             store.add_commit_listener(bus.publish)
             runtime = await HallRuntime.start(store, bus, settings.hall, ctx.clock)
             runtime.tick_s = tick_s
             ctx.halls[settings.hall.code] = runtime
+            provider = make_provider(sms)
+            dispatcher = Dispatcher(store, provider, sms, ctx.clock)
+            notifier = SmsNotifier(sms, {settings.hall.code: settings.hall}, dispatcher.wake)
+            sms_runner = ReaderRunner(store, bus, notifier)
+            wiring.store, wiring.engines = store, {settings.hall.code: runtime.engine}
+            ctx.dispatcher = dispatcher
             tasks = [
                 asyncio.create_task(runtime.runner.run(), name=f"screens-{settings.hall.code}"),
                 asyncio.create_task(runtime.run_ticker(), name=f"ticker-{settings.hall.code}"),
+                asyncio.create_task(sms_runner.run(), name="sms-notifier"),
+                asyncio.create_task(dispatcher.run(), name="sms-dispatcher"),
             ]
             ctx.ready = True
             try:
@@ -51,6 +70,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await provider.close()
 
     app = FastAPI(
         title="96166 service hall queue and hotline",
@@ -60,6 +80,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
     )
     app.state.ctx = ctx
     app.include_router(api_router)
+    app.include_router(webhook_router(sms, wiring))
+    app.add_exception_handler(*forbidden_handler())
     _health(app, ctx)
     _errors(app)
     demo = bool(settings.raw.get("demo", {}).get("show_device_tokens", False))

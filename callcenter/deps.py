@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -35,6 +35,8 @@ class AppContext:
     issue_limit_phone: RateLimiter = field(default_factory=lambda: RateLimiter(1 / 60, 3))
     lookup_limit: RateLimiter = field(default_factory=lambda: RateLimiter(5.0, 30))
     ready: bool = False
+    sms: Any = None
+    dispatcher: Any = None
 
 
 def context(request: Request) -> AppContext:

@@ -118,8 +118,13 @@ class ErrorOut(BaseModel):
 
 
 def ticket_out(
-    t: Ticket, service_zh: str, service_en: str, est: WaitEstimate | None = None,
-    *, with_token: bool = False, masked_phone: str | None = None,
+    t: Ticket,
+    service_zh: str,
+    service_en: str,
+    est: WaitEstimate | None = None,
+    *,
+    with_token: bool = False,
+    masked_phone: str | None = None,
 ) -> TicketOut:
     """The public form of a ticket; the token only for its own citizen."""
     return TicketOut(

@@ -16,7 +16,7 @@ from typing import Any
 from queue_engine import Event, HallConfig, Ticket, TicketState, Workstation, WorkstationState
 from queue_engine.routing import estimate
 
-from .masking import mask_name
+from queue_engine.masking import mask_name
 
 RECENT_CALLS = 8
 T = TicketState

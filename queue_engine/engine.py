@@ -446,6 +446,11 @@ class Engine:
         """A ticket by its unguessable status token."""
         return await self.store.run(lambda tx: tx.ticket_by_token(token))
 
+    async def ticket_by_number(self, number: str) -> Ticket | None:
+        """Today's live ticket carrying ``number`` (a transfer keeps the number)."""
+        day = self.day_of(self.clock.now())
+        return await self.store.run(lambda tx: tx.ticket_by_number(self.hall.code, day, number))
+
     async def workstation(self, vn: str) -> Workstation:
         """A workstation by virtual number."""
         return await self.store.run(lambda tx: self._workstation(tx, vn))

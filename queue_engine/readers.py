@@ -137,6 +137,9 @@ class ReaderRunner:
                 tx.set_cursor(name, last)
 
             await self.store.run(both)
+            after = getattr(reader, "after_commit", None)
+            if after is not None:
+                after()
         else:
             await reader.handle(events)
             if self.durable:

@@ -1,0 +1,118 @@
+"""The silent call's messages: Chinese first, English second, the sender's signature in 【】.
+
+Each template says whether it is urgent: an urgent message goes out at once
+at any hour; one that can wait is held through quiet hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A message in two languages and whether it may wait out quiet hours."""
+
+    key: str
+    zh: str
+    en: str
+    urgent: bool
+
+
+TEMPLATES = {
+    t.key: t
+    for t in (
+        Template(
+            "issued",
+            "您已取号{number}（{service_zh}），前面还有{ahead}人，预计等候约{wait}分钟。"
+            "轮到您时将短信通知，进度查询：{link} 回复TD退订",
+            "Ticket {number} ({service_en}): {ahead} ahead, about {wait} min. We will text "
+            "you when it is your turn. Status: {link}",
+            urgent=True,
+        ),
+        Template(
+            "near_turn",
+            "温馨提示：您的号票{number}前面还有{ahead}人，即将轮到您，请回到大厅留意叫号。",
+            "Ticket {number}: {ahead} ahead of you. Your turn is near; please return to the hall.",
+            urgent=True,
+        ),
+        Template(
+            "called",
+            "请{number}号到{window}号窗口办理（{service_zh}）。",
+            "Ticket {number}, please go to window {window} ({service_en}).",
+            urgent=True,
+        ),
+        Template(
+            "recalled",
+            "再次呼叫：请{number}号尽快到{window}号窗口办理，过号无效。",
+            "Second call: ticket {number}, please go to window {window} now.",
+            urgent=True,
+        ),
+        Template(
+            "no_show",
+            "您的号票{number}因多次呼叫未到已过号作废，如需办理请重新取号。",
+            "Ticket {number} was called and missed, and is now void. Please take a new ticket.",
+            urgent=False,
+        ),
+        Template(
+            "transferred",
+            "您的号票{number}已转至{service_zh}，前面还有{ahead}人，请留意叫号。",
+            "Ticket {number} was moved to {service_en}; {ahead} ahead of you.",
+            urgent=True,
+        ),
+        Template(
+            "cancelled",
+            "您的号票{number}（{service_zh}）已取消。",
+            "Ticket {number} ({service_en}) has been cancelled.",
+            urgent=False,
+        ),
+        Template(
+            "expired",
+            "今日办公时间已结束，您的号票{number}已失效，欢迎工作日再来办理。",
+            "Office hours are over and ticket {number} has expired. "
+            "Please come back on a working day.",
+            urgent=False,
+        ),
+        Template(
+            "opted_out",
+            "您已退订本中心短信通知，回复START或“订阅”可恢复。",
+            "You will get no more texts from us. Reply START to subscribe again.",
+            urgent=True,
+        ),
+        Template(
+            "opted_in",
+            "您已恢复接收本中心短信通知，回复TD退订。",
+            "You will get our texts again. Reply TD or STOP to unsubscribe.",
+            urgent=True,
+        ),
+        Template(
+            "ticket_status",
+            "号票{number}（{service_zh}）：{state_zh}{detail_zh}",
+            "Ticket {number} ({service_en}): {state_en}{detail_en}",
+            urgent=True,
+        ),
+        Template(
+            "not_found",
+            "未找到您名下的号票{number}，请核对号码（今日有效）。",
+            "No ticket {number} under your number today; please check it.",
+            urgent=True,
+        ),
+        Template(
+            "help",
+            "回复号票号码（如A023）查询进度，回复TD退订，START恢复。",
+            "Reply with your ticket number (e.g. A023) for its status, "
+            "TD to unsubscribe, START to resubscribe.",
+            urgent=True,
+        ),
+    )
+}
+
+
+def render(key: str, signature: str, bilingual: bool = True, **values: Any) -> str:
+    """The message text: 【signature】 Chinese, then English when bilingual."""
+    template = TEMPLATES[key]
+    zh = template.zh.format(**values)
+    if not bilingual:
+        return f"【{signature}】{zh}"
+    return f"【{signature}】{zh}\n{template.en.format(**values)}"
