@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from queue_engine import Event, HallConfig, Ticket, TicketState, Workstation, WorkstationState
-from queue_engine.routing import estimate
-
 from queue_engine.masking import mask_name
+from queue_engine.routing import estimate
 
 RECENT_CALLS = 8
 T = TicketState

@@ -604,6 +604,14 @@ class Engine:
         handle_min = sum(times) / len(times) / 60.0 if times else svc.default_handle_min
         return routing.estimate(ahead, staffed, handle_min)
 
+    def emit(self, tx: Tx, kind: str, ticket: Ticket | None = None, **payload: Any) -> Event:
+        """Append an event of another part of the engine (ratings, cases …) inside ``tx``."""
+        return self._emit(tx, kind, ticket, None, **payload)
+
+    def today(self) -> str:
+        """The hall's local day now."""
+        return self.day_of(self.clock.now())
+
     def _emit(
         self, tx: Tx, kind: str, ticket: Ticket | None, ws: Workstation | None, **extra: Any
     ) -> Event:

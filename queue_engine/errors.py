@@ -169,3 +169,31 @@ class StoreError(QueueError):
     code = "store_error"
     zh = "数据存储出错：{reason}"
     status = 503
+
+
+class AlreadyRatedError(ConflictError):
+    """Ticket {number} has already been rated."""
+
+    code = "already_rated"
+    zh = "号票{number}已经评价过"
+
+
+class NotRateableError(ConflictError):
+    """Ticket {number} cannot be rated: {reason}."""
+
+    code = "not_rateable"
+    zh = "号票{number}不能评价：{reason_zh}"
+
+
+class FollowUpStateError(ConflictError):
+    """Follow-up {follow_up} is {state}; it cannot be {action}."""
+
+    code = "follow_up_state"
+    zh = "差评整改{follow_up}当前为“{state_zh}”，不能{action_zh}"
+
+
+class FollowUpNotFoundError(NotFoundError):
+    """Follow-up {follow_up} was not found."""
+
+    code = "follow_up_not_found"
+    zh = "未找到差评整改{follow_up}"

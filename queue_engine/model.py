@@ -13,6 +13,8 @@ from datetime import time
 from enum import StrEnum
 from typing import Any
 
+from .calendar import WorkCalendar
+
 
 class Channel(StrEnum):
     """Where a ticket came from and where it is served."""
@@ -121,6 +123,12 @@ class Service:
     default_handle_min: float = 10.0
     channel: Channel = Channel.HALL
     daily_limit: int | None = None
+    promise_days: int = 5
+    case_flow: str = "licence"
+    bookable: bool = True
+    pickup_window: str | None = None
+    pickup_note_zh: str = "请携带本人身份证原件及受理回执"
+    pickup_note_en: str = "Please bring your ID card and the acceptance receipt"
 
     @property
     def served_at(self) -> SeatKind:
@@ -183,6 +191,64 @@ class Policy:
     issue_outside_hours: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class BookingPolicy:
+    """Appointments (预约): slots, horizon, cancellation, check-in window, no-show rules."""
+
+    slot_min: int = 30
+    capacity: int = 4
+    horizon_days: int = 5
+    cancel_before_h: float = 2.0
+    early_min: float = 30.0
+    grace_min: float = 15.0
+    no_shows_to_suspend: int = 3
+    no_show_window_days: int = 90
+    suspend_days: int = 30
+    reminder_hour: int = 18
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFlow:
+    """The statuses an application case moves through: each status to the ones it may go to."""
+
+    code: str
+    transitions: Mapping[str, tuple[str, ...]]
+    pickup_status: str | None = None
+
+    @property
+    def initial(self) -> str:
+        """The status a new case starts in (the first one listed)."""
+        return next(iter(self.transitions))
+
+    def is_final(self, status: str) -> bool:
+        """True for a status with nowhere to go."""
+        return not self.transitions.get(status)
+
+
+DEFAULT_FLOW = CaseFlow(
+    "licence",
+    {
+        "受理": ("审查",),
+        "审查": ("核准", "不予许可"),
+        "核准": ("制证",),
+        "不予许可": (),
+        "制证": ("待取件",),
+        "待取件": ("已取件",),
+        "已取件": (),
+    },
+    pickup_status="待取件",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RatingPolicy:
+    """好差评: which levels are bad and how long a follow-up may take."""
+
+    bad_at_or_below: int = 2
+    verify_days: int = 1
+    follow_up_days: int = 5
+
+
 @dataclass(frozen=True)
 class HallConfig:
     """Everything the engine needs to know about one hall."""
@@ -198,6 +264,10 @@ class HallConfig:
     staff: tuple[Staff, ...]
     hours: Mapping[int, tuple[Session, ...]] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
+    booking: BookingPolicy = field(default_factory=BookingPolicy)
+    case_flows: Mapping[str, CaseFlow] = field(default_factory=lambda: {"licence": DEFAULT_FLOW})
+    rating: RatingPolicy = field(default_factory=RatingPolicy)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_services", {s.code: s for s in self.services})
