@@ -22,6 +22,7 @@ from sms.views import Wiring, forbidden_handler, webhook_router
 
 from .api import router as api_router
 from .deps import AppContext
+from .records_api import router as records_router
 from .runtime import HallRuntime
 from .security import authority_from
 from .settings import Settings
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
     )
     app.state.ctx = ctx
     app.include_router(api_router)
+    app.include_router(records_router)
     app.include_router(webhook_router(sms, wiring))
     app.add_exception_handler(*forbidden_handler())
     _health(app, ctx)

@@ -121,6 +121,21 @@ def acting_for(vn: str, who: Staffer) -> Principal:
 Acting = Annotated[Principal, Depends(acting_for)]
 
 
+def rating_pad(window: str, who: HallMember) -> Principal:
+    """The rating pad (or window screen) bound to the window in the path, or a supervisor."""
+    if who.is_device and who.device_kind in ("ratingpad", "window") and who.window == window:
+        return who
+    if who.at_least(Role.SUPERVISOR):
+        return who
+    raise ForbiddenError(
+        reason=f"only the rating pad of window {window} rates its services",
+        reason_zh=f"仅{window}号窗口的评价器可以评价",
+    )
+
+
+RatingPad = Annotated[Principal, Depends(rating_pad)]
+
+
 def issuer(who: HallMember) -> Principal:
     """A kiosk device or a staffer may issue tickets."""
     if who.is_device and who.device_kind != "kiosk":

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from kiosk.display import HallView
 from kiosk.feed import FeedHub
 from queue_engine import Bus, Clock, Engine, Event, HallConfig, QueueError, ReaderRunner, Store
+from queue_engine.ratings import Ratings
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class HallRuntime:
     view: HallView
     hub: FeedHub
     runner: ReaderRunner
+    ratings: Ratings
     tick_s: float = 1.0
     _snapshot: tuple[int, float, dict] | None = field(default=None, repr=False)
 
@@ -58,7 +60,7 @@ class HallRuntime:
         hub = FeedHub(hall.code, backlog)
         runner = ReaderRunner(store, bus, ScreensReader(view, hub), poll_s=1.0)
         runner.position = state.last_event_id
-        return cls(engine, view, hub, runner)
+        return cls(engine, view, hub, runner, Ratings(engine))
 
     def snapshot(self) -> dict:
         """The display snapshot, computed at most once per event and second."""
