@@ -40,6 +40,7 @@ from callcenter.config_checks import (
     typed,
     unique,
 )
+from callcenter.records_settings import records
 from queue_engine.model import (
     Channel,
     Department,
@@ -199,7 +200,8 @@ def _resolve_sqlite(url: str, rest: str, source: Path) -> str:
 
 _HALL_KEYS = frozenset(
     {"code", "name_zh", "name_en", "timezone", "departments", "services",
-     "priority_classes", "windows", "staff", "hours", "policy"}
+     "priority_classes", "windows", "staff", "hours", "policy", "calendar", "booking",
+     "case_flows", "rating"}
 )  # fmt: skip
 
 
@@ -221,6 +223,7 @@ def _hall(t: Table) -> HallConfig:
         staff=_each(t, "staff", lambda s, p: _staff(s, p, services), ("virtual_number",)),
         hours=_hours(optional_table(t, "hours", "hall"), "hall.hours"),
         policy=_policy(optional_table(t, "policy", "hall"), "hall.policy"),
+        **records(t, services),
     )
 
 
@@ -252,7 +255,8 @@ def _department(t: Table, path: str) -> Department:
 
 _SERVICE_KEYS = frozenset(
     {"code", "name_zh", "name_en", "department", "prefix", "target_wait_min",
-     "default_handle_min", "channel", "daily_limit"}
+     "default_handle_min", "channel", "daily_limit", "promise_days", "case_flow", "bookable",
+     "pickup_window", "pickup_note_zh", "pickup_note_en"}
 )  # fmt: skip
 
 
@@ -270,6 +274,12 @@ def _service(t: Table, path: str, departments: Iterable[Department]) -> Service:
         ),
         channel=choice(t, "channel", path, Channel, Channel.HALL),
         daily_limit=positive_int(t, "daily_limit", path, None),
+        promise_days=typed(t, "promise_days", path, int, _default(Service, "promise_days")),
+        case_flow=typed(t, "case_flow", path, str, _default(Service, "case_flow")),
+        bookable=typed(t, "bookable", path, bool, True),
+        pickup_window=typed(t, "pickup_window", path, str, None),
+        pickup_note_zh=typed(t, "pickup_note_zh", path, str, _default(Service, "pickup_note_zh")),
+        pickup_note_en=typed(t, "pickup_note_en", path, str, _default(Service, "pickup_note_en")),
     )
 
 
@@ -316,12 +326,13 @@ def _window(t: Table, path: str) -> Window:
 
 
 def _staff(t: Table, path: str, services: Iterable[Service]) -> Staff:
-    only_keys(t, {"virtual_number", "name", "skills", "role"}, path)
+    only_keys(t, {"virtual_number", "name", "skills", "role", "department"}, path)
     return Staff(
         virtual_number=_virtual_number(t, path),
         name=text(t, "name", path),
         skills=_skills(optional_table(t, "skills", path), f"{path}.skills", services),
         role=one_of(t, "role", path, ROLES, "role", "staff"),
+        department=typed(t, "department", path, str, None),
     )
 
 

@@ -115,6 +115,25 @@ class Engine:
         note: str | None = None,
     ) -> Issued:
         """Issue a numbered ticket for ``service`` (kiosk, appointment check-in, phone call)."""
+        issue = self.ticket_issuer(
+            service, channel=channel, priority=priority, phone=phone,
+            appointment_ref=appointment_ref, appointment_at=appointment_at, note=note,
+        )  # fmt: skip
+        return await self.store.run(issue)
+
+    def ticket_issuer(
+        self,
+        service: str,
+        *,
+        channel: Channel | str | None = None,
+        priority: str = "normal",
+        phone: str | None = None,
+        appointment_ref: str | None = None,
+        appointment_at: float | None = None,
+        note: str | None = None,
+    ) -> Callable[[Tx], Issued]:
+        """Check a ticket request now and return the function that issues it inside a
+        transaction (so an appointment check-in can issue its ticket in its own)."""
         svc = self._service(service)
         if self.hall.priority_class(priority) is None:
             raise UnknownPriorityError(priority=priority)
@@ -156,7 +175,7 @@ class Engine:
             self._emit(tx, "ticket.issued", ticket, None, ahead=est.ahead, wait_min=est.minutes)
             return Issued(ticket, est)
 
-        return await self.store.run(issue)
+        return issue
 
     async def call_next(self, vn: str) -> Ticket | None:
         """A window calls the next ticket the policy picks for it; None if nobody waits."""

@@ -197,3 +197,59 @@ class FollowUpNotFoundError(NotFoundError):
 
     code = "follow_up_not_found"
     zh = "未找到差评整改{follow_up}"
+
+
+class BookingError(ConflictError):
+    """The booking cannot be made: {reason}."""
+
+    code = "booking_refused"
+    zh = "无法预约：{reason_zh}"
+
+
+class SlotFullError(BookingError):
+    """The {slot} slot of {service} on {day} is full."""
+
+    code = "slot_full"
+    zh = "{day} {slot} 时段的“{service_zh}”已约满"
+
+
+class AlreadyBookedError(BookingError):
+    """You already have a booking for {service} on {day}."""
+
+    code = "already_booked"
+    zh = "您已预约{day}的“{service_zh}”，同一事项每天限约一次"
+
+
+class BookingSuspendedError(BookingError):
+    """Booking is suspended until {until} after repeated missed appointments."""
+
+    code = "booking_suspended"
+    zh = "因多次预约未到，{until}前暂停预约"
+
+
+class AppointmentNotFoundError(NotFoundError):
+    """No booking was found for that code or ID number today."""
+
+    code = "appointment_not_found"
+    zh = "未找到该预约（请核对预约码或身份证号）"
+
+
+class CheckInError(ConflictError):
+    """Check-in is not possible: {reason}."""
+
+    code = "check_in_refused"
+    zh = "无法签到：{reason_zh}"
+
+
+class CaseNotFoundError(NotFoundError):
+    """No case matches that number and phone."""
+
+    code = "case_not_found"
+    zh = "未找到该办件（请核对办件号和手机尾号）"
+
+
+class CaseTransitionError(ConflictError):
+    """Case {number} is {status}; it cannot move to {to}."""
+
+    code = "case_transition"
+    zh = "办件{number}当前为“{status}”，不能转为“{to}”"

@@ -164,6 +164,7 @@ class Staff:
     name: str
     skills: Mapping[str, int]
     role: str = "staff"
+    department: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ CREATE TABLE appointments (
     status      TEXT    NOT NULL,
     booked_at   REAL    NOT NULL,
     ticket_id   INTEGER,
+    reminded_at REAL,
     updated_at  REAL    NOT NULL,
     UNIQUE (hall, code)
 );
