@@ -170,7 +170,7 @@ def test_minimal_parses() -> None:
     hall = settings.hall
     assert hall.service("licence").target_wait_min == 30.0
     assert hall.service("consult").default_handle_min == 10.0  # the model's default
-    assert hall.priority_class("green").prefix == "G"
+    assert hall.priority_class("priority").prefix == "G"
     assert hall.window("H01").kind == SeatKind.HOTLINE
     assert dict(hall.staffer("W0001").skills) == {"licence": 3}
     assert hall.policy.transfer_position == TransferPosition.BACK
