@@ -36,6 +36,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/api", responses=ERRORS)
 
 
+def ticket_response(runtime: HallRuntime, t: Ticket, **kw: Any) -> TicketOut:
+    """A ticket as the API returns it (service names, masked phone)."""
+    return _out(runtime, t, **kw)
+
+
 def _out(runtime: HallRuntime, t: Ticket, **kw: Any) -> TicketOut:
     svc = runtime.engine.hall.service(t.service)
     return ticket_out(

@@ -24,7 +24,7 @@ from .api import router as api_router
 from .deps import AppContext
 from .records_api import router as records_router
 from .runtime import HallRuntime
-from .security import authority_from
+from .security import authority_from, id_secret
 from .settings import Settings
 from .sms_settings import sms_config
 
@@ -48,7 +48,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
         async with store:
             bus = Bus()
             store.add_commit_listener(bus.publish)
-            runtime = await HallRuntime.start(store, bus, settings.hall, ctx.clock)
+            runtime = await HallRuntime.start(
+                store, bus, settings.hall, ctx.clock, id_secret(settings)
+            )
             runtime.tick_s = tick_s
             ctx.halls[settings.hall.code] = runtime
             provider = make_provider(sms)

@@ -99,6 +99,7 @@ class Principal:
     expires_at: float
     device_kind: str | None = None
     window: str | None = None
+    department: str | None = None
 
     @property
     def is_device(self) -> bool:
@@ -121,6 +122,7 @@ class Device:
     hall: str
     token: str
     window: str | None = None
+    department: str | None = None
 
 
 class Authority:
@@ -168,8 +170,9 @@ class Authority:
         device = self._device(token)
         if device is not None:
             return Principal(
-                device.id, "device", device.hall, float("inf"), device.kind, device.window
-            )
+                device.id, "device", device.hall, float("inf"), device.kind, device.window,
+                device.department,
+            )  # fmt: skip
         body, _, mac = token.partition(".")
         try:
             raw = _unb64(body)

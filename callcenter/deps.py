@@ -34,6 +34,7 @@ class AppContext:
     issue_limit_device: RateLimiter = field(default_factory=lambda: RateLimiter(2.0, 20))
     issue_limit_phone: RateLimiter = field(default_factory=lambda: RateLimiter(1 / 60, 3))
     lookup_limit: RateLimiter = field(default_factory=lambda: RateLimiter(5.0, 30))
+    case_guess_limit: RateLimiter = field(default_factory=lambda: RateLimiter(1 / 60, 5))
     ready: bool = False
     sms: Any = None
     dispatcher: Any = None
@@ -134,6 +135,18 @@ def rating_pad(window: str, who: HallMember) -> Principal:
 
 
 RatingPad = Annotated[Principal, Depends(rating_pad)]
+
+
+def case_worker(who: HallMember) -> Principal:
+    """A department officer, a department system's key, or a supervisor."""
+    if who.is_device and who.device_kind == "department":
+        return who
+    if not who.is_device and (who.role == Role.OFFICER or who.at_least(Role.SUPERVISOR)):
+        return who
+    raise ForbiddenError(reason="department officers only", reason_zh="仅限部门审批人员")
+
+
+CaseWorker = Annotated[Principal, Depends(case_worker)]
 
 
 def issuer(who: HallMember) -> Principal:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from kiosk.display import HallView
 from kiosk.feed import FeedHub
 from queue_engine import Bus, Clock, Engine, Event, HallConfig, QueueError, ReaderRunner, Store
+from queue_engine.appointments import Appointments
+from queue_engine.cases import Cases
 from queue_engine.ratings import Ratings
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,15 @@ class HallRuntime:
     hub: FeedHub
     runner: ReaderRunner
     ratings: Ratings
+    appointments: Appointments
+    cases: Cases
     tick_s: float = 1.0
     _snapshot: tuple[int, float, dict] | None = field(default=None, repr=False)
 
     @classmethod
-    async def start(cls, store: Store, bus: Bus, hall: HallConfig, clock: Clock) -> HallRuntime:
+    async def start(
+        cls, store: Store, bus: Bus, hall: HallConfig, clock: Clock, id_secret: bytes
+    ) -> HallRuntime:
         """Load the hall's rows, build its view, and position its reader at the log's end."""
         engine = Engine(store, hall, clock)
         await engine.load_hall()
@@ -60,7 +66,15 @@ class HallRuntime:
         hub = FeedHub(hall.code, backlog)
         runner = ReaderRunner(store, bus, ScreensReader(view, hub), poll_s=1.0)
         runner.position = state.last_event_id
-        return cls(engine, view, hub, runner, Ratings(engine))
+        return cls(
+            engine,
+            view,
+            hub,
+            runner,
+            Ratings(engine),
+            Appointments(engine, id_secret),
+            Cases(engine),
+        )
 
     def snapshot(self) -> dict:
         """The display snapshot, computed at most once per event and second."""
@@ -78,6 +92,7 @@ class HallRuntime:
             try:
                 await self.engine.tick()
                 await self.engine.dispatch()
+                await self.appointments.tick()
             except QueueError:
                 log.exception("the ticker of hall %s failed; trying again", self.engine.hall.code)
             await asyncio.sleep(self.tick_s)

@@ -12,8 +12,22 @@ from .config_checks import ConfigError, check, one_of, optional_table, positive,
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-DEVICE_KINDS = ("kiosk", "display", "window", "ratingpad")
+DEVICE_KINDS = ("kiosk", "display", "window", "ratingpad", "department")
 ENV_SECRET = "CALLCENTER_SECRET"
+ENV_ID_KEY = "CALLCENTER_ID_KEY"
+
+
+def id_secret(settings: Settings, env: Mapping[str, str] | None = None) -> bytes:
+    """The key ID numbers are hashed with; it must survive restarts, or check-in by ID breaks."""
+    env = os.environ if env is None else env
+    auth = optional_table(settings.raw, "auth", "")
+    key = (
+        env.get(ENV_ID_KEY) or auth.get("id_hash_key") or env.get(ENV_SECRET) or auth.get("secret")
+    )
+    if not key:
+        log.warning("no auth.id_hash_key: ID-number check-in works only until the process restarts")
+        return secrets.token_bytes(32)
+    return str(key).encode()
 
 
 def authority_from(settings: Settings, env: Mapping[str, str] | None = None) -> Authority:
@@ -65,7 +79,11 @@ def _devices(settings: Settings) -> dict[str, Device]:
                 f"{path}.window",
                 f"unknown window {window!r}",
             )
+        department = typed(entry, "department", path, str, None)
+        if kind == "department":
+            known = {d.code for d in settings.hall.departments}
+            check(department in known, f"{path}.department", f"unknown department {department!r}")
         hall = typed(entry, "hall", path, str, settings.hall.code)
         check(hall == settings.hall.code, f"{path}.hall", f"unknown hall {hall!r}")
-        devices[ident] = Device(ident, kind, hall, token, window)
+        devices[ident] = Device(ident, kind, hall, token, window, department)
     return devices

@@ -166,17 +166,6 @@ class Ratings:
 
         return await self.engine.run(rate)
 
-    def create_link(self, tx: Tx, ticket: Ticket, now: float) -> str:
-        """A one-time rating link token for a completed ticket (idempotent per ticket)."""
-        rows = tx.execute("SELECT token FROM rating_links WHERE ticket_id=?", (ticket.id,))
-        if rows:
-            return rows[0][0]
-        token = secrets.token_urlsafe(12)
-        tx.execute(
-            "INSERT INTO rating_links (token, ticket_id, created_at) VALUES (?,?,?)",
-            (token, ticket.id, now),
-        )
-        return token
 
     # --- follow-ups -----------------------------------------------------------------
 
@@ -340,6 +329,19 @@ class Ratings:
                 follow_up=f.id, state=f.state, state_zh=FOLLOW_UP_ZH.get(f.state, f.state),
                 action=action, action_zh=action_zh,
             )  # fmt: skip
+
+
+def create_link(tx: Tx, ticket_id: int, now: float) -> str:
+    """A one-time rating link token for a completed ticket (the same one if asked again)."""
+    rows = tx.execute("SELECT token FROM rating_links WHERE ticket_id=?", (ticket_id,))
+    if rows:
+        return rows[0][0]
+    token = secrets.token_urlsafe(12)
+    tx.execute(
+        "INSERT INTO rating_links (token, ticket_id, created_at) VALUES (?,?,?)",
+        (token, ticket_id, now),
+    )
+    return token
 
 
 def overdue(f: FollowUp, today: date) -> bool:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from queue_engine import Channel, Event, HallConfig, Ticket, Tx
+from queue_engine.ratings import create_link
 from queue_engine.routing import rank
 from queue_engine.transitions import TICKET_STATE_ZH
 
@@ -27,6 +28,7 @@ EVENT_TEMPLATES = {
     "ticket.transferred": "transferred",
     "ticket.cancelled": "cancelled",
     "ticket.expired": "expired",
+    "ticket.completed": "rate_request",
 }
 # Events after which someone further back may now be near the front.
 QUEUE_MOVES = {"ticket.called", "ticket.cancelled", "ticket.transferred", "ticket.requeued",
@@ -67,6 +69,9 @@ class SmsNotifier:
                 moved = event.payload.get("to")
                 service = moved["service"] if moved else ticket.service
                 self._near_turn(tx, hall, event, service)
+            records = RECORD_HANDLERS.get(event.type)
+            if records is not None:
+                records(self, tx, hall, event)
 
     def _for_ticket(self, tx: Tx, hall: HallConfig, event: Event, ticket: Ticket) -> None:
         key = EVENT_TEMPLATES.get(event.type)
@@ -82,7 +87,54 @@ class SmsNotifier:
             moved = Ticket.from_dict(event.payload["to"])
             values = self._values(hall, moved)
             values["ahead"] = self._ahead(tx, hall, moved, event.at)
+        if key == "rate_request":
+            token = create_link(tx, ticket.id, event.at)
+            values["link"] = f"{self.config.public_url.rstrip('/')}/r/{token}"
         self._enqueue(tx, event, ticket, key, values)
+
+    # --- appointments, cases, follow-ups ----------------------------------------------
+
+    def _appointment(self, tx: Tx, hall: HallConfig, event: Event) -> None:
+        appt = event.payload["appointment"]
+        key = {"appointment.booked": "appointment_booked", "appointment.reminder": "appointment_reminder",
+               "appointment.cancelled": "appointment_cancelled",
+               "appointment.no_show": "appointment_no_show"}[event.type]  # fmt: skip
+        svc = hall.service(appt["service"])
+        slot = event.payload.get("slot") or self._clock(hall, appt["slot_start"])
+        values = {"day": appt["day"], "slot": slot, "code": appt["code"],
+                  "service_zh": svc.name_zh if svc else appt["service"],
+                  "service_en": svc.name_en if svc else appt["service"]}  # fmt: skip
+        self._send(tx, event, event.payload.get("phone"), key, values, None)
+
+    def _suspended(self, tx: Tx, hall: HallConfig, event: Event) -> None:
+        self._send(tx, event, event.payload.get("phone"), "booking_suspended",
+                   {"until": event.payload["until"]}, None)  # fmt: skip
+
+    def _case(self, tx: Tx, hall: HallConfig, event: Event) -> None:
+        case = event.payload["case"]
+        svc = hall.service(case["service"])
+        values = {"case": case["number"], "status": case["status"], "promised": case["promised_day"],
+                  "note": event.payload.get("note") or "",
+                  "service_zh": svc.name_zh if svc else case["service"],
+                  "service_en": svc.name_en if svc else case["service"]}  # fmt: skip
+        key = "case_opened" if event.type == "case.opened" else "case_updated"
+        if event.payload.get("pickup"):
+            key = "case_pickup"
+            window = (svc.pickup_window if svc else None) or "综合"
+            values |= {"window": window, "bring_zh": svc.pickup_note_zh if svc else "",
+                       "bring_en": svc.pickup_note_en if svc else ""}  # fmt: skip
+        self._send(tx, event, case.get("phone"), key, values, case.get("ticket_id"))
+
+    def _follow_up_reply(self, tx: Tx, hall: HallConfig, event: Event) -> None:
+        ticket = event.ticket
+        if ticket is None or not ticket.phone:
+            return
+        reply = event.payload["follow_up"]["reply"]
+        self._send(tx, event, ticket.phone, "followup_reply", {"number": ticket.number, "reply": reply},
+                   ticket.id)  # fmt: skip
+
+    def _clock(self, hall: HallConfig, at: float) -> str:
+        return datetime.fromtimestamp(at, self._zones[hall.code]).strftime("%H:%M")
 
     def _near_turn(self, tx: Tx, hall: HallConfig, event: Event, service: str) -> None:
         queue = rank(tx.waiting(hall.code, service), hall, event.at)
@@ -116,9 +168,22 @@ class SmsNotifier:
         values: Mapping[str, object],
         status: str = "pending",
     ) -> None:
+        self._send(tx, event, ticket.phone, key, values, ticket.id, status)
+
+    def _send(
+        self,
+        tx: Tx,
+        event: Event,
+        phone: str | None,
+        key: str,
+        values: Mapping[str, object],
+        ticket_id: int | None,
+        status: str = "pending",
+    ) -> None:
+        if not phone:
+            return
         template = TEMPLATES[key]
-        dedupe = f"near_turn:{ticket.id}" if key == "near_turn" else f"{event.id}:{key}"
-        phone = ticket.phone or ""
+        dedupe = f"near_turn:{ticket_id}" if key == "near_turn" else f"{event.id}:{key}"
         if status == "pending" and _opted_out(tx, phone):
             status = "opted_out"
         body = render(key, self.config.signature, self.config.bilingual, **values)
@@ -127,7 +192,7 @@ class SmsNotifier:
             "INSERT INTO sms_outbox (dedupe_key, event_id, template, hall, ticket_id, phone, body,"
             " urgent, status, created_at, not_before, next_attempt_at, updated_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (dedupe_key) DO NOTHING",
-            (dedupe, event.id, key, event.hall, ticket.id, phone, body, int(template.urgent),
+            (dedupe, event.id, key, event.hall, ticket_id, phone, body, int(template.urgent),
              status, event.at, not_before, not_before, event.at),
         )  # fmt: skip
 
@@ -146,6 +211,18 @@ class SmsNotifier:
         if wake <= local:
             wake += timedelta(days=1)
         return wake.timestamp()
+
+
+RECORD_HANDLERS = {
+    "appointment.booked": SmsNotifier._appointment,
+    "appointment.reminder": SmsNotifier._appointment,
+    "appointment.cancelled": SmsNotifier._appointment,
+    "appointment.no_show": SmsNotifier._appointment,
+    "booking.suspended": SmsNotifier._suspended,
+    "case.opened": SmsNotifier._case,
+    "case.updated": SmsNotifier._case,
+    "followup.closed": SmsNotifier._follow_up_reply,
+}
 
 
 def _opted_out(tx: Tx, phone: str) -> bool:

@@ -75,6 +75,82 @@ TEMPLATES = {
             urgent=False,
         ),
         Template(
+            "rate_request",
+            "感谢您办理{service_zh}。请为本次服务评价：{link} 或直接回复1-5（5非常满意，1非常不满意）。",
+            "Thank you for visiting us ({service_en}). Rate the service: {link} or reply 1-5 "
+            "(5 very satisfied, 1 very dissatisfied).",
+            urgent=False,
+        ),
+        Template(
+            "rated",
+            "感谢您的评价（{level_zh}）。",
+            "Thank you for your rating ({level_en}).",
+            urgent=True,
+        ),
+        Template(
+            "followup_reply",
+            "关于您对{number}号服务的评价，处理结果：{reply}",
+            "About your rating of ticket {number}: {reply}",
+            urgent=False,
+        ),
+        Template(
+            "appointment_booked",
+            "预约成功：{day} {slot} {service_zh}，预约码{code}。请按时携带身份证到大厅取号机签到；"
+            "如需取消请回复“取消{code}”。",
+            "Booked: {service_en} on {day} at {slot}, code {code}. Check in at the kiosk with your ID; "
+            "reply QX{code} to cancel.",
+            urgent=True,
+        ),
+        Template(
+            "appointment_reminder",
+            "温馨提醒：您预约了明天{day} {slot}的{service_zh}，预约码{code}，请携带身份证准时签到。",
+            "Reminder: {service_en} tomorrow {day} at {slot}, code {code}. Bring your ID card.",
+            urgent=False,
+        ),
+        Template(
+            "appointment_cancelled",
+            "您{day} {slot}的{service_zh}预约（{code}）已取消。",
+            "Your booking {code} for {service_en} on {day} at {slot} is cancelled.",
+            urgent=True,
+        ),
+        Template(
+            "appointment_no_show",
+            "您{day} {slot}的{service_zh}预约（{code}）未按时签到，已记为爽约。多次爽约将暂停预约资格。",
+            "You missed booking {code} ({service_en}, {day} {slot}). Repeated no-shows suspend booking.",
+            urgent=False,
+        ),
+        Template(
+            "booking_suspended",
+            "因多次预约未到，您的预约资格暂停至{until}，期间可现场取号办理。",
+            "After repeated no-shows, booking is suspended until {until}; you can still take a ticket at the hall.",
+            urgent=False,
+        ),
+        Template(
+            "case_opened",
+            "您的{service_zh}申请已受理，办件号{case}，承诺{promised}前办结。回复办件号可查询进度。",
+            "Your {service_en} application is accepted, case {case}, due by {promised}. "
+            "Reply with the case number for its status.",
+            urgent=False,
+        ),
+        Template(
+            "case_updated",
+            "您的办件{case}（{service_zh}）进度：{status}。{note}",
+            "Case {case} ({service_en}): now {status}. {note}",
+            urgent=False,
+        ),
+        Template(
+            "case_pickup",
+            "您的办件{case}（{service_zh}）已办结待取件，请于办公时间到{window}号窗口领取。{bring_zh}",
+            "Case {case} ({service_en}) is ready. Collect it at window {window} during office hours. {bring_en}",
+            urgent=False,
+        ),
+        Template(
+            "case_status",
+            "办件{case}（{service_zh}）当前状态：{status}，承诺办结日期{promised}。",
+            "Case {case} ({service_en}): {status}, due by {promised}.",
+            urgent=True,
+        ),
+        Template(
             "opted_out",
             "您已退订本中心短信通知，回复START或“订阅”可恢复。",
             "You will get no more texts from us. Reply START to subscribe again.",
