@@ -20,11 +20,14 @@ OPT_OUT = {
 }
 OPT_IN = {"START", "订阅", "UNSTOP", "恢复"}
 TICKET_NUMBER = re.compile(r"[A-Z]\d{3,4}")
+CASE_NUMBER = re.compile(r"[A-Z]{2,4}\d{12}")
+CANCEL = re.compile(r"(?:QX|取消)\s*(\d{6})")
+RATING = re.compile(r"[1-5]")
 
 
 @dataclass(frozen=True, slots=True)
 class Intent:
-    """The reply's meaning: ``kind`` is opt_out, opt_in, ticket or help."""
+    """The reply's meaning: ``kind`` is opt_out, opt_in, ticket, case, cancel, rate or help."""
 
     kind: str
     number: str | None = None
@@ -39,4 +42,10 @@ def parse(body: str) -> Intent:
         return Intent("opt_in")
     if TICKET_NUMBER.fullmatch(text):
         return Intent("ticket", text)
+    if CASE_NUMBER.fullmatch(text):
+        return Intent("case", text)
+    if m := CANCEL.fullmatch(text):
+        return Intent("cancel", m[1])
+    if RATING.fullmatch(text):
+        return Intent("rate", text)
     return Intent("help")

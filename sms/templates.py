@@ -151,6 +151,13 @@ TEMPLATES = {
             urgent=True,
         ),
         Template(
+            "appointment_cancelled_reply",
+            "您{day}的预约（{code}）已取消。",
+            "Your booking {code} on {day} is cancelled.",
+            urgent=True,
+        ),
+        Template("notice", "{text_zh}", "{text_en}", urgent=True),
+        Template(
             "opted_out",
             "您已退订本中心短信通知，回复START或“订阅”可恢复。",
             "You will get no more texts from us. Reply START to subscribe again.",
@@ -176,9 +183,10 @@ TEMPLATES = {
         ),
         Template(
             "help",
-            "回复号票号码（如A023）查询进度，回复TD退订，START恢复。",
-            "Reply with your ticket number (e.g. A023) for its status, "
-            "TD to unsubscribe, START to resubscribe.",
+            "回复号票号码（如A023）或办件号查询进度，回复1-5评价服务，回复“取消+预约码”取消预约，"
+            "回复TD退订，START恢复。",
+            "Reply with a ticket or case number for its status, 1-5 to rate a service, "
+            "QX and the booking code to cancel it, TD to unsubscribe, START to resubscribe.",
             urgent=True,
         ),
     )

@@ -17,8 +17,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from queue_engine import Clock, Engine, Store, TicketState, Tx
+from queue_engine import Clock, Engine, QueueError, Store, TicketState, Tx
+from queue_engine.appointments import Appointments
+from queue_engine.cases import Cases
 from queue_engine.masking import mask_phone
+from queue_engine.ratings import LEVELS, Ratings
 from queue_engine.transitions import TICKET_STATE_ZH
 
 from .config import SmsConfig
@@ -55,6 +58,9 @@ class Wiring:
     clock: Clock
     store: Store | None = None
     engines: dict[str, Engine] = field(default_factory=dict)
+    ratings: dict[str, Ratings] = field(default_factory=dict)
+    appointments: dict[str, Appointments] = field(default_factory=dict)
+    cases: dict[str, Cases] = field(default_factory=dict)
 
 
 def webhook_router(config: SmsConfig, wiring: Wiring) -> APIRouter:
@@ -91,7 +97,7 @@ def webhook_router(config: SmsConfig, wiring: Wiring) -> APIRouter:
     async def inbound(form: Signed) -> Response:
         """A citizen's reply: a ticket number, 退订/TD/STOP, START/订阅, or anything else."""
         assert wiring.store is not None
-        reply = await _answer(config, wiring.store, wiring.engines, clock, form)
+        reply = await _answer(config, wiring, form)
         twiml = MessagingResponse()
         twiml.message(reply)
         return Response(str(twiml), media_type="application/xml")
@@ -131,30 +137,25 @@ def _record_status(tx: Tx, sid: str, state: str, code: str | None, now: float) -
     )
 
 
-async def _answer(
-    config: SmsConfig,
-    store: Store,
-    engines: Mapping[str, Engine],
-    clock: Clock,
-    form: dict[str, str],
-) -> str:
+async def _answer(config: SmsConfig, wiring: Wiring, form: dict[str, str]) -> str:
+    store = wiring.store
+    assert store is not None
     try:
         phone = normalise(form.get("From", ""), config.region)
     except InvalidPhoneError:
         phone = form.get("From", "")
     intent = parse(form.get("Body", ""))
-    now = clock.now()
-    say = lambda key, **values: render(key, config.signature, config.bilingual, **values)  # noqa: E731
-    if intent.kind == "opt_out":
-        await store.run(lambda tx: _opt(tx, phone, True, now))
-        reply = say("opted_out")
-    elif intent.kind == "opt_in":
-        await store.run(lambda tx: _opt(tx, phone, False, now))
-        reply = say("opted_in")
-    elif intent.kind == "ticket" and intent.number:
-        reply = await _ticket_reply(engines, phone, intent.number, say)
+    now = wiring.clock.now()
+
+    def say(key: str, **values: Any) -> str:
+        return render(key, config.signature, config.bilingual, **values)
+
+    if intent.kind in ("opt_out", "opt_in"):
+        await store.run(lambda tx: _opt(tx, phone, intent.kind == "opt_out", now))
+        reply = say("opted_out" if intent.kind == "opt_out" else "opted_in")
     else:
-        reply = say("help")
+        handler = INTENT_REPLIES.get(intent.kind)
+        reply = await handler(wiring, phone, intent.number or "", say) if handler else say("help")
     sid, body = form.get("MessageSid"), form.get("Body", "")
     await store.run(
         lambda tx: tx.execute(
@@ -165,6 +166,51 @@ async def _answer(
     )
     log.info("SMS reply from %s: %s", mask_phone(phone), intent.kind)
     return reply
+
+
+async def _case_reply(wiring: Wiring, phone: str, number: str, say: Any) -> str:
+    for hall, cases in wiring.cases.items():
+        try:
+            case, _ = await cases.query(number, phone[-4:])
+        except QueueError:
+            continue
+        if case.phone != phone:
+            continue  # the last four digits match by chance: reveal nothing
+        svc = wiring.engines[hall].hall.service(case.service)
+        return say(
+            "case_status", case=case.number, status=case.status, promised=case.promised_day,
+            service_zh=svc.name_zh if svc else case.service, service_en=svc.name_en if svc else case.service,
+        )  # fmt: skip
+    return say("not_found", number=number)
+
+
+async def _cancel_reply(wiring: Wiring, phone: str, code: str, say: Any) -> str:
+    for appointments in wiring.appointments.values():
+        try:
+            appt = await appointments.cancel(code, phone=phone)
+        except QueueError as exc:
+            if exc.code == "appointment_not_found":
+                continue
+            return say("notice", text_zh=exc.message_zh, text_en=exc.message_en)
+        return say("appointment_cancelled_reply", code=appt.code, day=appt.day)
+    return say("not_found", number=code)
+
+
+async def _rating_reply(wiring: Wiring, phone: str, level: str, say: Any) -> str:
+    for ratings in wiring.ratings.values():
+        rating = await ratings.rate_by_reply(phone, int(level))
+        if rating is not None:
+            zh, en = LEVELS[rating.level]
+            return say("rated", level_zh=zh, level_en=en)
+    return say("help")
+
+
+INTENT_REPLIES = {
+    "ticket": lambda w, phone, number, say: _ticket_reply(w.engines, phone, number, say),
+    "case": _case_reply,
+    "cancel": _cancel_reply,
+    "rate": _rating_reply,
+}
 
 
 def _opt(tx: Tx, phone: str, out: bool, now: float) -> None:
