@@ -123,13 +123,9 @@ async def _workstation(
     staff = engine.hall.staffer(w.virtual_number)
     if ticket is None and w.ticket_id:
         ticket = await engine.ticket(w.ticket_id)
-    held = [
-        _out(runtime, t)
-        for t in runtime.view.tickets.values()
-        if t.state == TicketState.HELD and t.workstation == w.virtual_number
-    ]
+    held = [_out(runtime, t) for t in runtime.view.held.get(w.virtual_number, {}).values()]
     skills = dict(staff.skills) if staff else {}
-    waiting = {s: len(runtime.view.waiting(s)) for s in skills}
+    waiting = {s: runtime.view.waiting_count(s) for s in skills}
     return workstation_out(
         w, staff.name if staff else "", ticket=_out(runtime, ticket) if ticket else None,
         held=held, skills=skills, waiting=waiting,

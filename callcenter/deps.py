@@ -40,7 +40,7 @@ class AppContext:
     dispatcher: Any = None
 
 
-def context(request: Request) -> AppContext:
+async def context(request: Request) -> AppContext:
     """The app's context (set by the lifespan)."""
     return request.app.state.ctx
 
@@ -48,7 +48,7 @@ def context(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(context)]
 
 
-def hall_runtime(hall: str, ctx: Ctx) -> HallRuntime:
+async def hall_runtime(hall: str, ctx: Ctx) -> HallRuntime:
     """The runtime of the hall named in the path."""
     runtime = ctx.halls.get(hall)
     if runtime is None:
@@ -66,7 +66,7 @@ def _token(request: Request) -> str | None:
     return request.query_params.get("token")
 
 
-def principal(request: Request, ctx: Ctx) -> Principal:
+async def principal(request: Request, ctx: Ctx) -> Principal:
     """Whoever the bearer token (or ``?token=`` for EventSource) names."""
     token = _token(request)
     if not token:
@@ -77,7 +77,7 @@ def principal(request: Request, ctx: Ctx) -> Principal:
 Who = Annotated[Principal, Depends(principal)]
 
 
-def in_hall(who: Who, runtime: Hall) -> Principal:
+async def in_hall(who: Who, runtime: Hall) -> Principal:
     """Any staffer or device of the hall in the path."""
     if who.hall != runtime.engine.hall.code:
         raise ForbiddenError(
@@ -89,7 +89,7 @@ def in_hall(who: Who, runtime: Hall) -> Principal:
 HallMember = Annotated[Principal, Depends(in_hall)]
 
 
-def staffer(who: HallMember) -> Principal:
+async def staffer(who: HallMember) -> Principal:
     """A signed-in person (not a device) of the hall."""
     if who.is_device:
         raise ForbiddenError(reason="devices cannot do this", reason_zh="设备无权执行此操作")
@@ -99,7 +99,7 @@ def staffer(who: HallMember) -> Principal:
 Staffer = Annotated[Principal, Depends(staffer)]
 
 
-def supervisor(who: Staffer) -> Principal:
+async def supervisor(who: Staffer) -> Principal:
     """A supervisor or admin of the hall."""
     if not who.at_least(Role.SUPERVISOR):
         raise ForbiddenError(reason="supervisors only", reason_zh="仅限值班长/管理员")
@@ -109,7 +109,7 @@ def supervisor(who: Staffer) -> Principal:
 Supervisor = Annotated[Principal, Depends(supervisor)]
 
 
-def acting_for(vn: str, who: Staffer) -> Principal:
+async def acting_for(vn: str, who: Staffer) -> Principal:
     """The staffer may act only on the workstation signed in under their own number."""
     if who.subject != vn and not who.at_least(Role.SUPERVISOR):
         raise ForbiddenError(
@@ -122,7 +122,7 @@ def acting_for(vn: str, who: Staffer) -> Principal:
 Acting = Annotated[Principal, Depends(acting_for)]
 
 
-def rating_pad(window: str, who: HallMember) -> Principal:
+async def rating_pad(window: str, who: HallMember) -> Principal:
     """The rating pad (or window screen) bound to the window in the path, or a supervisor."""
     if who.is_device and who.device_kind in ("ratingpad", "window") and who.window == window:
         return who
@@ -137,7 +137,7 @@ def rating_pad(window: str, who: HallMember) -> Principal:
 RatingPad = Annotated[Principal, Depends(rating_pad)]
 
 
-def case_worker(who: HallMember) -> Principal:
+async def case_worker(who: HallMember) -> Principal:
     """A department officer, a department system's key, or a supervisor."""
     if who.is_device and who.device_kind == "department":
         return who
@@ -149,7 +149,7 @@ def case_worker(who: HallMember) -> Principal:
 CaseWorker = Annotated[Principal, Depends(case_worker)]
 
 
-def issuer(who: HallMember) -> Principal:
+async def issuer(who: HallMember) -> Principal:
     """A kiosk device or a staffer may issue tickets."""
     if who.is_device and who.device_kind != "kiosk":
         raise ForbiddenError(reason="only kiosks issue tickets", reason_zh="仅取号机可以取号")

@@ -32,7 +32,7 @@ from .settings import Settings
 PATH = "mqtt"
 KEYS = {
     "host", "port", "client_id", "username", "password", "tls", "ca_file", "prefix",
-    "keepalive", "reconnect_min_s", "reconnect_max_s", "devices",
+    "keepalive", "timeout_s", "reconnect_min_s", "reconnect_max_s", "devices",
 }  # fmt: skip
 ENV_PASSWORD = "CALLCENTER_MQTT_PASSWORD"
 
@@ -71,6 +71,7 @@ def _mqtt(t: Table, settings: Settings, env: Mapping[str, str]) -> MqttConfig:
         ca_file=_ca_file(t, settings.source) if tls else None,
         prefix=_prefix(t),
         keepalive=positive_int(t, "keepalive", PATH, d.keepalive),
+        timeout_s=positive(t, "timeout_s", PATH, d.timeout_s),
         reconnect_min_s=low,
         reconnect_max_s=high,
         devices=_devices(t, settings),

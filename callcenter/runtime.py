@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kiosk.display import HallView
-from kiosk.feed import FeedHub
+from kiosk.feed import HEARTBEAT_S, FeedHub
 from queue_engine import Bus, Clock, Engine, Event, HallConfig, QueueError, ReaderRunner, Store
 from queue_engine.appointments import Appointments
 from queue_engine.cases import Cases
@@ -88,7 +88,11 @@ class HallRuntime:
 
     async def run_ticker(self) -> None:
         """Let time act: offer and call time-outs, wrap-up ends, expiry, hotline dispatch."""
+        last_ping = 0.0
         while True:
+            if self.engine.clock.now() - last_ping >= HEARTBEAT_S:
+                self.hub.ping()
+                last_ping = self.engine.clock.now()
             try:
                 await self.engine.tick()
                 await self.engine.dispatch()

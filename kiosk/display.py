@@ -44,6 +44,16 @@ class Call:
 
 
 @dataclass
+class Tally:
+    """One service's live counts, kept as events arrive so screens never scan the day."""
+
+    waiting: dict[int, Ticket] = field(default_factory=dict)
+    called: set[int] = field(default_factory=set)
+    within: set[int] = field(default_factory=set)
+    done: set[int] = field(default_factory=set)
+
+
+@dataclass
 class HallView:
     """The live picture of one hall: queues, calls, windows, today's counts."""
 
@@ -53,6 +63,8 @@ class HallView:
     workstations: dict[str, Workstation] = field(default_factory=dict)
     recent: deque[Call] = field(default_factory=lambda: deque(maxlen=RECENT_CALLS))
     handle_s: dict[str, deque[float]] = field(default_factory=dict)
+    tallies: dict[str, Tally] = field(default_factory=dict)
+    held: dict[str, dict[int, Ticket]] = field(default_factory=dict)
     last_event_id: int = 0
 
     @classmethod
@@ -107,21 +119,57 @@ class HallView:
         self.day = day
         self.tickets = {i: t for i, t in self.tickets.items() if not t.state.is_final}
         self.recent.clear()
+        for tally in self.tallies.values():
+            tally.called.clear()
+            tally.within.clear()
+            tally.done.clear()
+
+    def tally(self, service: str) -> Tally:
+        """The live counts of one service."""
+        tally = self.tallies.get(service)
+        if tally is None:
+            tally = self.tallies[service] = Tally()
+        return tally
 
     def _track(self, t: Ticket) -> None:
+        before = self.tickets.get(t.id)
         self.tickets[t.id] = t
-        if t.state == T.DONE and t.started_at is not None and t.ended_at is not None:
-            times = self.handle_s.setdefault(
-                t.service, deque(maxlen=self.hall.policy.handle_time_window)
-            )
-            times.append(t.ended_at - t.started_at)
+        tally = self.tally(t.service)
+        if t.state == T.WAITING:
+            tally.waiting[t.id] = t
+        else:
+            tally.waiting.pop(t.id, None)
+        self._track_held(before, t)
+        if t.day != self.day:
+            return
+        if t.called_at is not None:
+            tally.called.add(t.id)
+            svc = self.hall.service(t.service)
+            if svc and t.called_at - t.arrived_at <= svc.target_wait_min * 60:
+                tally.within.add(t.id)
+        if t.state == T.DONE and t.id not in tally.done:
+            tally.done.add(t.id)
+            if t.started_at is not None and t.ended_at is not None:
+                window = self.hall.policy.handle_time_window
+                self.handle_s.setdefault(t.service, deque(maxlen=window)).append(
+                    t.ended_at - t.started_at
+                )
+
+    def _track_held(self, before: Ticket | None, t: Ticket) -> None:
+        if before is not None and before.state == T.HELD and before.workstation:
+            self.held.get(before.workstation, {}).pop(t.id, None)
+        if t.state == T.HELD and t.workstation:
+            self.held.setdefault(t.workstation, {})[t.id] = t
 
     # --- what screens read ------------------------------------------------------
 
     def waiting(self, service: str) -> list[Ticket]:
         """Waiting tickets of a service, oldest first."""
-        found = [t for t in self.tickets.values() if t.service == service and t.state == T.WAITING]
-        return sorted(found, key=lambda t: (t.queued_at, t.id))
+        return sorted(self.tally(service).waiting.values(), key=lambda t: (t.queued_at, t.id))
+
+    def waiting_count(self, service: str) -> int:
+        """How many tickets of a service wait."""
+        return len(self.tally(service).waiting)
 
     def staffed(self, service: str) -> int:
         """Signed-in workstations skilled for ``service``."""
@@ -145,21 +193,18 @@ class HallView:
         """Per service: waiting, expected wait, longest wait, served today, share within target."""
         rows = []
         for svc in self.hall.services:
-            waiting = self.waiting(svc.code)
-            longest = round((now - waiting[0].arrived_at) / 60, 1) if waiting else 0.0
-            est = estimate(len(waiting), self.staffed(svc.code), self.handle_min(svc.code))
-            served = [t for t in self.tickets.values() if t.service == svc.code and t.called_at]
-            within = [
-                t for t in served if (t.called_at or 0) - t.arrived_at <= svc.target_wait_min * 60
-            ]
+            tally = self.tally(svc.code)
+            first = min((t.arrived_at for t in tally.waiting.values()), default=None)
+            longest = round((now - first) / 60, 1) if first is not None else 0.0
+            est = estimate(len(tally.waiting), self.staffed(svc.code), self.handle_min(svc.code))
+            called = len(tally.called)
             rows.append({
                 "service": svc.code, "name_zh": svc.name_zh, "name_en": svc.name_en,
                 "department": svc.department, "prefix": svc.prefix, "channel": svc.channel.value,
-                "waiting": len(waiting), "expected_wait_min": est.minutes, "staffed": est.staffed,
-                "longest_wait_min": longest,
-                "served_today": sum(1 for t in self.tickets.values()
-                                    if t.service == svc.code and t.state == T.DONE),
-                "within_target_share": round(len(within) / len(served), 3) if served else None,
+                "waiting": len(tally.waiting), "expected_wait_min": est.minutes,
+                "staffed": est.staffed, "longest_wait_min": longest,
+                "served_today": len(tally.done),
+                "within_target_share": round(len(tally.within) / called, 3) if called else None,
                 "target_wait_min": svc.target_wait_min,
             })  # fmt: skip
         return rows

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from queue_engine import Event
 
@@ -31,6 +31,16 @@ PUBLIC_WS_FIELDS = (
     "ticket_id",
 )
 HEARTBEAT_S = 15.0
+
+
+class Item(NamedTuple):
+    """One batch of encoded events for every client (or a ping, with no parts)."""
+
+    parts: tuple[tuple[int, bytes], ...]
+    data: bytes
+
+
+PING = Item((), b": ping\n\n")
 
 
 def public_event(event: Event) -> dict[str, Any]:
@@ -60,11 +70,11 @@ def encode(event: Event) -> bytes:
 class FeedHub:
     """Fans one hall's events out to its connected clients."""
 
-    def __init__(self, hall: str, backlog: Backlog, *, client_backlog: int = 2_000) -> None:
+    def __init__(self, hall: str, backlog: Backlog, *, client_backlog: int = 1_000) -> None:
         self.hall = hall
         self._backlog = backlog
         self._limit = client_backlog
-        self._clients: set[asyncio.Queue[tuple[int, bytes] | None]] = set()
+        self._clients: set[asyncio.Queue[Item | None]] = set()
 
     @property
     def clients(self) -> int:
@@ -72,24 +82,33 @@ class FeedHub:
         return len(self._clients)
 
     def publish(self, events: Sequence[Event]) -> None:
-        """Hand committed events of this hall to every client."""
-        encoded = [(e.id, encode(e)) for e in events if e.hall == self.hall]
-        if not encoded:
+        """Hand committed events of this hall to every client, one chunk per batch."""
+        mine = [e for e in events if e.hall == self.hall]
+        if not mine:
             return
+        # One write per client per batch, however many events the batch holds; the parts stay
+        # at hand for a client still catching up, which must skip what it already sent.
+        parts = tuple((e.id, encode(e)) for e in mine)
+        item = Item(parts, b"".join(data for _, data in parts))
         for queue in list(self._clients):
-            if queue.qsize() + len(encoded) > self._limit:
+            if queue.qsize() >= self._limit:
                 self._drop(queue)
                 continue
-            for item in encoded:
-                queue.put_nowait(item)
+            queue.put_nowait(item)
 
-    def _drop(self, queue: asyncio.Queue[tuple[int, bytes] | None]) -> None:
+    def ping(self) -> None:
+        """A comment line to every client, so proxies keep idle streams open."""
+        for queue in list(self._clients):
+            if queue.qsize() < self._limit:
+                queue.put_nowait(PING)
+
+    def _drop(self, queue: asyncio.Queue[Item | None]) -> None:
         self._clients.discard(queue)
         queue.put_nowait(None)
 
     async def stream(self, last_id: int) -> AsyncIterator[bytes]:
         """The SSE byte stream for one client that has seen events up to ``last_id``."""
-        queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        queue: asyncio.Queue[Item | None] = asyncio.Queue()
         self._clients.add(queue)
         try:
             yield b"retry: 1000\n\n"
@@ -101,23 +120,15 @@ class FeedHub:
                     sent = event.id
                 if len(missed) < 500:
                     break
-            async for ident, data in self._live(queue):
-                if ident < 0 or ident > sent:
-                    sent = max(sent, ident)
-                    yield data
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if not item.parts or item.parts[0][0] > sent:
+                    yield item.data
+                else:
+                    yield b"".join(data for ident, data in item.parts if ident > sent)
+                if item.parts:
+                    sent = max(sent, item.parts[-1][0])
         finally:
             self._clients.discard(queue)
-
-    async def _live(
-        self, queue: asyncio.Queue[tuple[int, bytes] | None]
-    ) -> AsyncIterator[tuple[int, bytes]]:
-        while True:
-            try:
-                async with asyncio.timeout(HEARTBEAT_S):
-                    item = await queue.get()
-            except TimeoutError:
-                yield (-1, b": ping\n\n")
-                continue
-            if item is None:
-                return
-            yield item

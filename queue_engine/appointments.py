@@ -95,11 +95,9 @@ class Appointments:
         self._bookable(service)
         if not self.hall.calendar.is_working_day(day):
             return []
-        # A 调休 weekend day is worked on the hours of an ordinary Monday.
-        weekday = day.weekday() if day.weekday() < 5 else 0
         step = timedelta(minutes=self.policy.slot_min)
         out = []
-        for session in self.hall.hours.get(weekday, ()):
+        for session in self.engine.sessions_on(day):
             start = datetime.combine(day, session.opens, self.engine.tz)
             closes = datetime.combine(day, session.closes, self.engine.tz)
             while start + step <= closes:

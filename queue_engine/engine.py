@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -40,6 +40,7 @@ from .model import (
     HallConfig,
     SeatKind,
     Service,
+    Session,
     Ticket,
     TicketState,
     TransferPosition,
@@ -186,7 +187,7 @@ class Engine:
             self._require_kind(ws, SeatKind.WINDOW, "call next")
             tr.require_workstation(ws, (W.AVAILABLE, W.WRAP_UP), "call next")
             skills = self._skills_at(vn, SeatKind.WINDOW)
-            heads = tx.waiting_heads(self.hall.code, list(skills), vn, now)
+            heads = tx.waiting_heads(self.hall.code, list(skills), vn, now, self._class_codes)
             ticket = routing.choose(heads, self.hall, skills, now, vn)
             if ticket is None:
                 return None
@@ -315,6 +316,37 @@ class Engine:
 
         return await self.store.run(move)
 
+    async def request_callback(self, ticket_id: int, phone: str | None = None) -> Ticket:
+        """A caller on hold asks to be called back: the call becomes a call-back ticket that
+        keeps its number and its place (the original queue time)."""
+        now = self.clock.now()
+
+        def convert(tx: Tx) -> Ticket:
+            old = self._ticket(tx, ticket_id)
+            if old.channel != Channel.PHONE:
+                raise InvalidRequestError(
+                    reason="only a phone call can become a call-back", reason_zh="仅电话可转为回电"
+                )
+            tr.require_ticket(old, (T.WAITING, T.CALLED), "transferred")
+            ws = self._holder(tx, old, None)
+            closed, freed = tr.close(old, ws, now, T.TRANSFERRED, "transferred")
+            closed = replace(closed, token=f"{old.token}~{old.id}")
+            tx.update_ticket(closed)
+            new = tx.insert_ticket(
+                replace(
+                    old, id=0, channel=Channel.CALLBACK, state=T.WAITING, workstation=None,
+                    window=None, called_at=None, offer_expires_at=None, declined_by=(),
+                    parent_id=old.id, updated_at=now, phone=phone or old.phone,
+                )
+            )  # fmt: skip
+            if freed is not None:
+                tx.put_workstation(freed)
+            self._emit(tx, "ticket.transferred", closed, freed, to=new.to_dict(), callback=True)
+            self._emit(tx, "ticket.requeued", new, None, parent_id=old.id, position="front")
+            return new
+
+        return await self.store.run(convert)
+
     async def cancel(self, ticket_id: int, *, by: str | None = None) -> Ticket:
         """Cancel a waiting or called ticket (the citizen gave up, or staff removed it)."""
         return await self._close(ticket_id, T.CANCELLED, "ticket.cancelled", "cancelled", by)
@@ -342,7 +374,8 @@ class Engine:
                 for a in agents
             }
             services = {s for skills in skills_of.values() for s in skills}
-            waiting = routing.rank(tx.waiting(self.hall.code), self.hall, now)
+            queued = [t for s in sorted(services) for t in tx.waiting(self.hall.code, s)]
+            waiting = routing.rank(queued, self.hall, now)
             offered = []
             for ticket in waiting:
                 if ticket.service not in services:
@@ -439,7 +472,7 @@ class Engine:
         A day without sessions closes at its midnight, so nothing waits through it.
         """
         local = datetime.fromtimestamp(now, self.tz)
-        sessions = self.hall.hours.get(local.weekday())
+        sessions = self.sessions_on(local.date())
         if not sessions:
             midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
             return None if not self.hall.hours else midnight.timestamp()
@@ -453,7 +486,17 @@ class Engine:
             return True
         local = datetime.fromtimestamp(now, self.tz)
         moment = local.time()
-        return any(s.opens <= moment < s.closes for s in self.hall.hours.get(local.weekday(), ()))
+        return any(s.opens <= moment < s.closes for s in self.sessions_on(local.date()))
+
+    def sessions_on(self, day: date) -> tuple[Session, ...]:
+        """The hall's opening sessions on a date: none on a public holiday, and a weekend day
+        worked in exchange (调休) keeps an ordinary Monday's hours."""
+        calendar = self.hall.calendar
+        if day in calendar.holidays:
+            return ()
+        if day in calendar.worked_weekends:
+            return tuple(self.hall.hours.get(0, ()))
+        return tuple(self.hall.hours.get(day.weekday(), ()))
 
     # --- queries ----------------------------------------------------------------
 
@@ -541,6 +584,19 @@ class Engine:
         return self._skill_map.get(vn, {})
 
     @cached_property
+    def _class_codes(self) -> list[str]:
+        return [p.code for p in self.hall.priority_classes]
+
+    @cached_property
+    def _skilled_for(self) -> dict[str, list[str]]:
+        """Service code to the virtual numbers skilled for it."""
+        out: dict[str, list[str]] = {}
+        for vn, skills in self._skill_map.items():
+            for service in skills:
+                out.setdefault(service, []).append(vn)
+        return out
+
+    @cached_property
     def _skill_map(self) -> dict[str, dict[str, int]]:
         return {s.virtual_number: dict(s.skills) for s in self.hall.staff}
 
@@ -614,11 +670,8 @@ class Engine:
         return ws
 
     def _estimate(self, tx: Tx, svc: Service, ahead: int) -> WaitEstimate:
-        skilled = {vn for vn, sk in self._skill_map.items() if svc.code in sk}
-        staffed = sum(
-            1 for w in tx.workstations(self.hall.code)
-            if w.virtual_number in skilled and w.state != W.OFFLINE and w.kind == svc.served_at
-        )  # fmt: skip
+        skilled = self._skilled_for.get(svc.code, [])
+        staffed = tx.count_staffed(self.hall.code, svc.served_at.value, skilled)
         times = tx.handle_times(self.hall.code, svc.code, self.hall.policy.handle_time_window)
         handle_min = sum(times) / len(times) / 60.0 if times else svc.default_handle_min
         return routing.estimate(ahead, staffed, handle_min)
@@ -751,7 +804,8 @@ class Engine:
         after_close = closing is not None and now >= closing
         states = [T.WAITING.value, T.CALLED.value, T.HELD.value]
         events: list[Event] = []
-        for ticket in tx.tickets_in(self.hall.code, states):
+        # While the hall is open only earlier days' tickets can expire: ask for just those.
+        for ticket in tx.tickets_in(self.hall.code, states, None if after_close else today):
             if ticket.channel != Channel.HALL and ticket.day == today:
                 continue  # the hotline runs 24 hours: only a new day ends its calls
             # A ticket taken after closing (when the hall allows it) lives until midnight.

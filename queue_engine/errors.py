@@ -253,3 +253,17 @@ class CaseTransitionError(ConflictError):
 
     code = "case_transition"
     zh = "办件{number}当前为“{status}”，不能转为“{to}”"
+
+
+class WorkOrderNotFoundError(NotFoundError):
+    """Work order {number} was not found."""
+
+    code = "work_order_not_found"
+    zh = "未找到工单{number}"
+
+
+class WorkOrderStateError(ConflictError):
+    """Work order {number} is {state}; it cannot be {action}."""
+
+    code = "work_order_state"
+    zh = "工单{number}当前为“{state}”，不能{action_zh}"

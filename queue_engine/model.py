@@ -250,6 +250,23 @@ class RatingPolicy:
     follow_up_days: int = 5
 
 
+@dataclass(frozen=True, slots=True)
+class WorkOrderPolicy:
+    """Work-order deadlines: working days per type, hours when urgent; the yellow warning."""
+
+    days: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "consult": 1,
+            "help": 5,
+            "suggestion": 5,
+            "complaint": 10,
+            "report": 10,
+        }
+    )
+    urgent_hours: float = 4.0
+    yellow_share: float = 0.25
+
+
 @dataclass(frozen=True)
 class HallConfig:
     """Everything the engine needs to know about one hall."""
@@ -269,6 +286,7 @@ class HallConfig:
     booking: BookingPolicy = field(default_factory=BookingPolicy)
     case_flows: Mapping[str, CaseFlow] = field(default_factory=lambda: {"licence": DEFAULT_FLOW})
     rating: RatingPolicy = field(default_factory=RatingPolicy)
+    work_orders: WorkOrderPolicy = field(default_factory=WorkOrderPolicy)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_services", {s.code: s for s in self.services})
@@ -335,7 +353,7 @@ class Ticket:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
-        d = dataclasses.asdict(self)
+        d = {name: getattr(self, name) for name in _TICKET_FIELDS}
         d["declined_by"] = list(self.declined_by)
         return d
 
@@ -366,7 +384,7 @@ class Workstation:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in _WORKSTATION_FIELDS}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Workstation:
@@ -375,6 +393,10 @@ class Workstation:
         d["state"] = WorkstationState(d["state"])
         d["kind"] = SeatKind(d["kind"]) if d.get("kind") else None
         return cls(**d)
+
+
+_TICKET_FIELDS = tuple(f.name for f in dataclasses.fields(Ticket))
+_WORKSTATION_FIELDS = tuple(f.name for f in dataclasses.fields(Workstation))
 
 
 @dataclass(frozen=True, slots=True)

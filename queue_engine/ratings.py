@@ -166,7 +166,6 @@ class Ratings:
 
         return await self.engine.run(rate)
 
-
     # --- follow-ups -----------------------------------------------------------------
 
     async def verify(self, follow_up_id: int, by: str, finding: str) -> FollowUp:

@@ -9,7 +9,7 @@ message and a crash never loses one. The engine never learns SMS exists.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from queue_engine import Channel, Event, HallConfig, Ticket, Tx
@@ -101,7 +101,9 @@ class SmsNotifier:
                "appointment.no_show": "appointment_no_show"}[event.type]  # fmt: skip
         svc = hall.service(appt["service"])
         slot = event.payload.get("slot") or self._clock(hall, appt["slot_start"])
+        weekday = date.fromisoformat(appt["day"]).weekday()
         values = {"day": appt["day"], "slot": slot, "code": appt["code"],
+                  "weekday_zh": WEEKDAYS_ZH[weekday], "weekday_en": WEEKDAYS_EN[weekday],
                   "service_zh": svc.name_zh if svc else appt["service"],
                   "service_en": svc.name_en if svc else appt["service"]}  # fmt: skip
         self._send(tx, event, event.payload.get("phone"), key, values, None)
@@ -121,7 +123,9 @@ class SmsNotifier:
         if event.payload.get("pickup"):
             key = "case_pickup"
             window = (svc.pickup_window if svc else None) or "综合"
-            values |= {"window": window, "bring_zh": svc.pickup_note_zh if svc else "",
+            hours_zh, hours_en = office_hours(hall)
+            values |= {"window": window, "hours_zh": hours_zh, "hours_en": hours_en,
+                       "bring_zh": svc.pickup_note_zh if svc else "",
                        "bring_en": svc.pickup_note_en if svc else ""}  # fmt: skip
         self._send(tx, event, case.get("phone"), key, values, case.get("ticket_id"))
 
@@ -211,6 +215,19 @@ class SmsNotifier:
         if wake <= local:
             wake += timedelta(days=1)
         return wake.timestamp()
+
+
+WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def office_hours(hall: HallConfig) -> tuple[str, str]:
+    """The working-day hours in words: 工作日09:00-12:00、13:30-17:30."""
+    sessions = [s for s in hall.hours.get(0, ()) if not s.extended]
+    spans = [f"{s.opens:%H:%M}-{s.closes:%H:%M}" for s in sessions]
+    if not spans:
+        return "办公时间", "during office hours"
+    return "工作日" + "、".join(spans), "working days " + ", ".join(spans)
 
 
 RECORD_HANDLERS = {

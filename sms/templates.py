@@ -103,8 +103,8 @@ TEMPLATES = {
         ),
         Template(
             "appointment_reminder",
-            "温馨提醒：您预约了明天{day} {slot}的{service_zh}，预约码{code}，请携带身份证准时签到。",
-            "Reminder: {service_en} tomorrow {day} at {slot}, code {code}. Bring your ID card.",
+            "温馨提醒：您预约了{day}（{weekday_zh}）{slot}的{service_zh}，预约码{code}，请携带身份证准时签到。",
+            "Reminder: {service_en} on {weekday_en} {day} at {slot}, code {code}. Bring your ID card.",
             urgent=False,
         ),
         Template(
@@ -140,8 +140,8 @@ TEMPLATES = {
         ),
         Template(
             "case_pickup",
-            "您的办件{case}（{service_zh}）已办结待取件，请于办公时间到{window}号窗口领取。{bring_zh}",
-            "Case {case} ({service_en}) is ready. Collect it at window {window} during office hours. {bring_en}",
+            "您的办件{case}（{service_zh}）已办结待取件，请于{hours_zh}到{window}号窗口领取。{bring_zh}",
+            "Case {case} ({service_en}) is ready. Collect it at window {window}, {hours_en}. {bring_en}",
             urgent=False,
         ),
         Template(

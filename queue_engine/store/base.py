@@ -48,7 +48,12 @@ class Tx(Protocol):
         ...
 
     def waiting_heads(
-        self, hall: str, services: Sequence[str], vn: str | None, now: float
+        self,
+        hall: str,
+        services: Sequence[str],
+        vn: str | None,
+        now: float,
+        classes: Sequence[str] = (),
     ) -> list[Ticket]:
         """Routing candidates among waiting tickets of ``services``.
 
@@ -62,12 +67,18 @@ class Tx(Protocol):
         """Every waiting ticket of the hall (or of one service)."""
         ...
 
+    def count_staffed(self, hall: str, kind: str, vns: Sequence[str]) -> int:
+        """How many of ``vns`` are signed in at a seat of ``kind``."""
+        ...
+
     def count_waiting(self, hall: str, service: str) -> int:
         """How many tickets of ``service`` are waiting."""
         ...
 
-    def tickets_in(self, hall: str, states: Sequence[str]) -> list[Ticket]:
-        """Every ticket of the hall in one of ``states``."""
+    def tickets_in(
+        self, hall: str, states: Sequence[str], before_day: str | None = None
+    ) -> list[Ticket]:
+        """Every ticket of the hall in one of ``states`` (issued before ``before_day``)."""
         ...
 
     def tickets_of_day(self, hall: str, day: str) -> list[Ticket]:

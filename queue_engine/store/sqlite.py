@@ -63,11 +63,10 @@ class SQLiteStore(Store):
             self._flusher = asyncio.create_task(self._flush(), name="sqlite-group-commit")
         return await fut
 
-    def set_trace(self, callback: Callable[[str], None] | None) -> None:
+    async def set_trace(self, callback: Callable[[str], None] | None) -> None:
         """Hand every statement the connection runs to ``callback`` (for bench/engine.py)."""
         self._trace = callback
-        assert self._db is not None
-        self._db._conn.set_trace_callback(callback)
+        await self._hop(lambda: self._raw().set_trace_callback(callback))
 
     async def _hop(self, fn: Callable[..., R], *args: Any) -> R:
         # aiosqlite runs every statement through this one queue to its thread; handing it a

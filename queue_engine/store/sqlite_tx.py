@@ -136,31 +136,49 @@ class SQLiteTx:
         return ticket_from_row(r) if r else None
 
     def waiting_heads(
-        self, hall: str, services: Sequence[str], vn: str | None, now: float
+        self,
+        hall: str,
+        services: Sequence[str],
+        vn: str | None,
+        now: float,
+        classes: Sequence[str] = (),
     ) -> list[Ticket]:
         if not services:
             return []
+        seen: dict[int, Ticket] = {}
+        # One index seek per (service, class): the head of each queue.
+        for service in services:
+            for pclass in classes:
+                r = self._one(
+                    f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
+                    " AND service=? AND priority=? AND target_workstation IS NULL"
+                    " ORDER BY queued_at, id LIMIT 1",
+                    (hall, service, pclass),
+                )
+                if r:
+                    seen[r[0]] = ticket_from_row(r)
         marks = ",".join("?" * len(services))
-        heads = self._all(
-            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id IN ("
-            "  SELECT (SELECT id FROM tickets t2 WHERE t2.hall=k.hall AND t2.state='waiting'"
-            "          AND t2.service=k.service AND t2.priority=k.priority"
-            "          AND t2.target_workstation IS NULL ORDER BY t2.queued_at, t2.id LIMIT 1)"
-            "  FROM (SELECT DISTINCT hall, service, priority FROM tickets"
-            f"        WHERE hall=? AND state='waiting' AND service IN ({marks})) k)",
-            (hall, *services),
-        )
         extra = self._all(
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
-            f" AND service IN ({marks}) AND ((target_workstation IS NOT NULL AND"
-            " target_workstation=?) OR (appointment_at IS NOT NULL AND appointment_at<=?"
-            " AND target_workstation IS NULL))",
-            (hall, *services, vn, now),
+            f" AND target_workstation=? AND service IN ({marks})"
+            f" UNION ALL SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
+            f" AND appointment_at<=? AND target_workstation IS NULL AND service IN ({marks})",
+            (hall, vn, *services, hall, now, *services),
         )
-        seen: dict[int, Ticket] = {}
-        for r in (*heads, *extra):
+        for r in extra:
             seen[r[0]] = ticket_from_row(r)
         return list(seen.values())
+
+    def count_staffed(self, hall: str, kind: str, vns: Sequence[str]) -> int:
+        if not vns:
+            return 0
+        marks = ",".join("?" * len(vns))
+        row = self._one(
+            "SELECT COUNT(*) FROM workstations WHERE hall=? AND state!='offline' AND kind=?"
+            f" AND virtual_number IN ({marks})",
+            (hall, kind, *vns),
+        )
+        return row[0] if row else 0
 
     def waiting(self, hall: str, service: str | None = None) -> list[Ticket]:
         if service is None:
@@ -182,12 +200,16 @@ class SQLiteTx:
         )
         return row[0] if row else 0
 
-    def tickets_in(self, hall: str, states: Sequence[str]) -> list[Ticket]:
+    def tickets_in(
+        self, hall: str, states: Sequence[str], before_day: str | None = None
+    ) -> list[Ticket]:
         marks = ",".join("?" * len(states))
-        rows = self._all(
-            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state IN ({marks})",
-            (hall, *states),
-        )
+        sql = f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state IN ({marks})"
+        params: tuple = (hall, *states)
+        if before_day is not None:
+            sql += " AND day<?"
+            params = (*params, before_day)
+        rows = self._all(sql, params)
         return [ticket_from_row(r) for r in rows]
 
     def tickets_of_day(self, hall: str, day: str) -> list[Ticket]:

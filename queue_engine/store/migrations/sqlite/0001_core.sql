@@ -34,6 +34,10 @@ CREATE UNIQUE INDEX tickets_number ON tickets (hall, day, number) WHERE parent_i
 CREATE INDEX tickets_queue ON tickets (hall, state, service, priority, queued_at);
 CREATE INDEX tickets_done ON tickets (hall, service, state, ended_at);
 CREATE INDEX tickets_day ON tickets (hall, day);
+-- Routing's two exceptions to queue order, kept small: transfers to a named workstation
+-- and appointments, which only a few waiting tickets have.
+CREATE INDEX tickets_targeted ON tickets (hall, target_workstation) WHERE state = 'waiting' AND target_workstation IS NOT NULL;
+CREATE INDEX tickets_appointed ON tickets (hall, appointment_at) WHERE state = 'waiting' AND appointment_at IS NOT NULL;
 
 CREATE TABLE counters (
     hall   TEXT    NOT NULL,

@@ -1,0 +1,373 @@
+"""Live-feed fan-out latency and call-next throughput against one server process.
+
+Starts ``python -m callcenter serve`` over a pre-filled SQLite store, connects N SSE
+feed clients (raw asyncio sockets, their own process), then with them connected:
+1. times sequential call-next requests (each then started, completed and followed by a
+   pause) until the LAST feed client has that ticket's ``ticket.called`` event, on
+   CLOCK_MONOTONIC, which every process on Linux shares;
+2. runs call-next → start → complete cycles on 16 keep-alive connections, one staffer
+   each, and counts call-next requests per second (and all requests per second);
+3. runs GET /healthz on 16 keep-alive connections, same client, as the ceiling.
+The server's copy of config.toml has no [hall.hours] (outside them the ticker expires
+every waiting ticket). The last line of output is one line of JSON.
+
+    python bench/realtime.py [--clients 200] [--requests 300] [--duration 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):
+    sys.path.insert(0, str(ROOT))
+
+from callcenter.settings import Settings, load_settings  # noqa: E402
+from queue_engine import Engine, SystemClock, open_store  # noqa: E402
+
+HALL, DISPLAY, PASSWORD, CONNS = "wuhou", "demo-display-main-3c7b", "96166demo", 16
+TICKET_ID = re.compile(rb'"ticket":\{"id":(\d+)')
+Staffer = tuple[str, str, list[str]]  # virtual number, window, services it may take
+Stats = dict[int, list[int]]  # ticket id -> [feed clients that got its ticket.called, last ns]
+FeedReport = tuple[Stats, list[int], int]  # stamps, events per client, connections lost
+STEPS = ("call-next", "start", "complete")
+Work = Callable[["Http", int, float], Awaitable[tuple[int, int]]]
+
+
+def bench_config(tmp: Path) -> Path:
+    """config.toml without opening hours, so no ticket expires whatever the time of day."""
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    out = re.sub(r"\n\[hall\.hours\]\n.*?(?=\n# -{10})", "\n", text, flags=re.S)
+    assert "[hall.hours]" not in out, "could not drop [hall.hours] from config.toml"
+    (path := tmp / "config.toml").write_text(out, encoding="utf-8")
+    return path
+
+
+async def prefill(settings: Settings, tickets: int) -> list[Staffer]:
+    """Sign CONNS window staff in and issue ``tickets`` tickets spread over their services."""
+    hall = settings.hall
+    open_ = {s.code for s in hall.services if s.channel.value == "hall" and s.daily_limit is None}
+    windows = [w.number for w in hall.windows if w.kind.value == "window"]
+    found = [(s.virtual_number, sorted(set(s.skills) & open_)) for s in hall.staff]
+    staff = [(vn, windows[i], s) for i, (vn, s) in enumerate([f for f in found if f[1]][:CONNS])]
+    async with open_store(settings.store_url) as store:
+        engine = Engine(store, hall, SystemClock())
+        await engine.load_hall()
+        for vn, window, _ in staff:
+            await engine.sign_in(vn, window)
+        svcs = [staff[i % len(staff)][2] for i in range(tickets)]
+        codes = [s[(i // len(staff)) % len(s)] for i, s in enumerate(svcs)]
+        await asyncio.gather(*(engine.take_ticket(code) for code in codes))
+    return staff
+
+
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of a process (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class FeedClient(asyncio.Protocol):
+    """One SSE connection: counts events and stamps each ticket.called it sees."""
+
+    def __init__(self, stats: Stats, port: int) -> None:
+        self.stats, self.port, self.buf, self.events, self.lost = stats, port, b"", 0, False
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        path = f"/api/halls/{HALL}/feed?token={DISPLAY}"
+        head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAccept: text/event-stream"
+        transport.write(f"{head}\r\n\r\n".encode())  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic_ns()
+        parts = (self.buf + data).split(b"\n\n")  # chunk framing lines end in \r\n: harmless
+        self.buf = parts.pop()
+        for part in parts:
+            if b"\nevent: " in part:
+                self.events += 1
+                if b"event: ticket.called\n" in part and (m := TICKET_ID.search(part)):
+                    entry = self.stats.setdefault(int(m[1]), [0, 0])
+                    entry[0], entry[1] = entry[0] + 1, now
+        if parts and not self.ready.done():
+            self.ready.set_result(None)  # "retry:" comes after the hub registered us
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+
+
+async def feeds(port: int, n: int) -> Callable[[], FeedReport]:
+    """Connect ``n`` feed clients on this loop; returns what reports on them."""
+    loop, clients = asyncio.get_running_loop(), []
+    stats: Stats = {}
+    for _ in range(n):
+        _, c = await loop.create_connection(lambda: FeedClient(stats, port), "127.0.0.1", port)
+        clients.append(c)
+    await asyncio.wait_for(asyncio.gather(*(c.ready for c in clients)), 30)
+    return lambda: (dict(stats), [c.events for c in clients], sum(c.lost for c in clients))
+
+
+def feed_process(port: int, n: int, conn: Connection) -> None:
+    """The feed clients in their own process, answering "report" until "stop"."""
+
+    async def serve() -> None:
+        report = await feeds(port, n)
+        conn.send(os.getpid())
+        while await asyncio.get_running_loop().run_in_executor(None, conn.recv) == "report":
+            conn.send(report())
+
+    asyncio.run(serve())
+
+
+class Http(asyncio.Protocol):
+    """A minimal HTTP/1.1 keep-alive client: one request in flight, Content-Length bodies."""
+
+    def __init__(self) -> None:
+        self.buf, self.closed = bytearray(), False
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if (end := self.buf.find(b"\r\n\r\n")) < 0:
+            return
+        head = bytes(self.buf[:end]).lower() + b"\r\n"
+        at = head.index(b"content-length:") + 15
+        total = end + 4 + int(head[at : head.index(b"\r\n", at)])
+        if len(self.buf) >= total and self.waiter is not None:
+            self.waiter.set_result((int(self.buf[9:12]), bytes(self.buf[end + 4 : total])))
+            del self.buf[:total]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True  # uvicorn closes a keep-alive connection idle for 5 s
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("server closed the connection"))
+
+    async def send(self, raw: bytes) -> tuple[int, bytes]:
+        if self.transport is None or self.closed:
+            raise ConnectionError("the connection is closed")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        return await self.waiter
+
+    async def ok(self, raw: bytes) -> dict[str, Any]:
+        status, body = await self.send(raw)
+        if status >= 300:
+            raise RuntimeError(f"HTTP {status}: {body[:300]!r}")
+        out: dict[str, Any] = json.loads(body)
+        return out
+
+
+def request(method: str, path: str, token: str = "", body: bytes = b"") -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    kind = "Content-Type: application/json\r\n" if body else ""
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{kind}"
+    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+async def connect(port: int) -> Http:
+    _, proto = await asyncio.get_running_loop().create_connection(Http, "127.0.0.1", port)
+    return proto
+
+
+async def timed(port: int, duration: float, work: Work) -> tuple[int, int, float]:
+    """Run ``work`` on CONNS fresh connections until the deadline: (counted, requests, s)."""
+    conns = [await connect(port) for _ in range(CONNS)]
+    t0 = time.perf_counter()
+    done = await asyncio.gather(*(work(c, i, t0 + duration) for i, c in enumerate(conns)))
+    secs = time.perf_counter() - t0
+    for c in conns:
+        c.transport.close()  # type: ignore[union-attr]
+    return sum(d[0] for d in done), sum(d[1] for d in done), secs
+
+
+async def drive(args: argparse.Namespace, port: int, staff: list[Staffer], pids: dict[str, int],
+                report: Callable[[], Awaitable[FeedReport]]) -> dict[str, Any]:  # fmt: skip
+    http, cycles = await connect(port), []
+    for vn, _, _ in staff:
+        body = json.dumps({"virtual_number": vn, "password": PASSWORD, "hall": HALL}).encode()
+        token = (await http.ok(request("POST", "/api/auth/login", body=body)))["token"]
+        base = f"/api/halls/{HALL}/workstations/{vn}/"
+        cycles.append([request("POST", base + s, token) for s in STEPS])
+    res: dict[str, Any] = {"cpu": {}, "load": os.getloadavg(), "empty": 0}
+
+    async def phase(name: str, run: Callable[[], Awaitable[Any]]) -> Any:
+        print(f"phase {name} starts", file=sys.stderr, flush=True)  # for py-spy runs
+        before, t0 = {k: cpu_s(p) for k, p in pids.items()}, time.perf_counter()
+        out = await run()
+        wall = time.perf_counter() - t0
+        res["cpu"][name] = {k: (cpu_s(p) - before[k]) / wall * 100 for k, p in pids.items()}
+        return out
+
+    async def latency() -> dict[int, int]:
+        sent: dict[int, int] = {}
+        http = await connect(port)
+        for i in range(args.requests):
+            call, start, complete = cycles[i % len(cycles)]
+            t0 = time.monotonic_ns()
+            if (ticket := (await http.ok(call))["ticket"]) is None:
+                raise RuntimeError("call-next found nobody waiting; raise --backlog")
+            sent[ticket["id"]] = t0
+            await http.ok(start)
+            await http.ok(complete)
+            await asyncio.sleep(args.gap_ms / 1000)
+        return sent
+
+    async def cycles_on(http: Http, i: int, deadline: float) -> tuple[int, int]:
+        calls = reqs = 0
+        call, start, complete = cycles[i]
+        while time.perf_counter() < deadline:
+            calls, reqs = calls + 1, reqs + 1
+            if (await http.ok(call))["ticket"] is None:
+                res["empty"] += 1
+                continue
+            await http.ok(start)
+            await http.ok(complete)
+            reqs += 2
+        return calls, reqs
+
+    async def healthz_on(http: Http, i: int, deadline: float) -> tuple[int, int]:
+        n, raw = 0, request("GET", "/healthz")
+        while time.perf_counter() < deadline:
+            n += (await http.send(raw))[0] == 200
+        return n, n
+
+    sent = await phase("latency", latency)
+    await asyncio.sleep(0.3)
+    stats = (await report())[0]
+    seen = {t: stats[t][1] for t in sent if stats.get(t, [0])[0] == args.clients}
+    res["latency_ms"] = sorted((ns - sent[t]) / 1e6 for t, ns in seen.items())
+    res["incomplete"] = len(sent) - len(seen)
+    await timed(port, 0.5, healthz_on)  # warm-up
+    before = (await report())[1]
+    res["calls"] = await phase("call-next", lambda: timed(port, args.duration, cycles_on))
+    await asyncio.sleep(0.5)
+    _, events, res["lost"] = await report()
+    got = [after - b for after, b in zip(events, before, strict=True)]
+    res["events"] = (min(got), max(got))
+    res["trivial"] = await phase("trivial", lambda: timed(port, args.duration, healthz_on))
+    return res
+
+
+def start_server(cfg: Path, url: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    python = ROOT / ".venv" / "bin" / "python"
+    env = {**os.environ, "CALLCENTER_STORE_URL": url, "CALLCENTER_SECRET": secrets.token_hex(32)}
+    cmd = [str(python if python.exists() else sys.executable), "-m", "callcenter", "serve",
+           "--config", str(cfg), "--port", str(port)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("server not ready after 30 s")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-rt-") as tmp:
+        cfg, url = bench_config(Path(tmp)), f"sqlite:///{tmp}/rt.db"
+        settings = load_settings(cfg, {"CALLCENTER_STORE_URL": url})
+        staff = asyncio.run(prefill(settings, args.backlog))
+        server, port = start_server(cfg, url, Path(tmp) / "server.log")
+        print(f"server pid {server.pid}, port {port}", file=sys.stderr, flush=True)
+        pids, feed = {"server": server.pid, "driver": os.getpid()}, None
+        try:
+            ours, theirs = mp.get_context("fork").Pipe()
+            feed = mp.get_context("fork").Process(
+                target=feed_process, args=(port, args.clients, theirs), daemon=True
+            )
+            feed.start()
+            if not ours.poll(60):
+                raise RuntimeError("feed clients did not connect")
+            pids["feed"] = ours.recv()
+
+            async def ask() -> FeedReport:
+                ours.send("report")
+                return await asyncio.get_running_loop().run_in_executor(None, ours.recv)
+
+            res = asyncio.run(drive(args, port, staff, pids, ask))
+            ours.send("stop")
+            return res
+        finally:
+            if feed is not None:
+                feed.join(5)
+                if feed.is_alive():
+                    feed.kill()
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--clients", type=int, default=200, help="live-feed clients")
+    p.add_argument("--requests", type=int, default=300, help="timed sequential call-next requests")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per throughput phase")
+    p.add_argument("--backlog", type=int, default=3000, help="tickets waiting at the start")
+    p.add_argument("--gap-ms", type=float, default=25.0, help="pause between timed calls")
+    p.add_argument("--quick", action="store_true", help="at most 60 timed calls and 2 s phases")
+    args = p.parse_args()
+    if args.quick:
+        args.requests, args.duration = min(args.requests, 60), min(args.duration, 2.0)
+    res = run(args)
+    lat, (calls, reqs, secs), (triv, _, tsecs) = res["latency_ms"], res["calls"], res["trivial"]
+    p50 = statistics.median(lat) if lat else float("nan")
+    p99 = statistics.quantiles(lat, n=100, method="inclusive")[98] if len(lat) > 1 else p50
+    call_rps, triv_rps = calls / secs, triv / tsecs
+    ev, cpu = res["events"], res["cpu"]
+    lines = [
+        f"realtime bench: {args.clients} feed clients (own process), backlog {args.backlog} tickets, "
+        f"load average {'/'.join(f'{x:.1f}' for x in res['load'])}",
+        f"  call→last client  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  max {max(lat, default=0):.2f} "
+        f"ms  ({len(lat)} timed, {res['incomplete']} not seen by every client)",
+        f"  call-next         {call_rps:9.1f} req/s  (call-next→start→complete on {CONNS} conns; "
+        f"all requests {reqs / secs:.1f} req/s; empty calls {res['empty']})",
+        f"  GET /healthz      {triv_rps:9.1f} req/s  ({CONNS} keep-alive conns)",
+        f"  ratio             {call_rps / triv_rps:9.4f}",
+        f"  events per feed client in the call-next phase: min {ev[0]} max {ev[1]}; "
+        f"feed connections lost {res['lost']}",
+        "  CPU, % of one core " + "".join(f"{k:>9}" for k in cpu["trivial"]),
+        *(f"    {n:<16}" + "".join(f"{v:9.1f}" for v in c.values()) for n, c in cpu.items()),
+    ]
+    print("\n".join(lines))
+    print(json.dumps({
+        "call_to_last_client_p50_ms": round(p50, 2), "call_to_last_client_p99_ms": round(p99, 2),
+        "call_next_rps": round(call_rps, 1), "trivial_rps": round(triv_rps, 1),
+        "ratio": round(call_rps / triv_rps, 4),
+    }))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
