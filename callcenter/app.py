@@ -13,8 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kiosk.devices import MqttConfig
 from kiosk.views import DeviceLink, mount_pages
-from queue_engine import Bus, Clock, QueueError, ReaderRunner, SystemClock, open_store
+from queue_engine import Bus, Clock, QueueError, ReaderRunner, Store, SystemClock, open_store
 from sms.dispatcher import Dispatcher
 from sms.notifier import SmsNotifier
 from sms.providers import make_provider
@@ -22,6 +23,11 @@ from sms.views import Wiring, forbidden_handler, webhook_router
 
 from .api import router as api_router
 from .deps import AppContext
+from .hotline.api import router as hotline_api_router
+from .hotline.config import hotline_config
+from .hotline.connector import Connector
+from .hotline.views import Hotline, hotline_router
+from .mqtt_settings import mqtt_config
 from .records_api import router as records_router
 from .runtime import HallRuntime
 from .security import authority_from, id_secret
@@ -39,12 +45,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
 
     sms = sms_config(settings)
     ctx.sms = sms
+    mqtt = mqtt_config(settings)  # None: no [mqtt] table, no bridge
     wiring = Wiring(clock=ctx.clock)
+    voice = hotline_config(settings, sms.twilio)  # None: no [hotline] table, no voice webhooks
+    hotline = Hotline(voice) if voice is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings.store_url)
         store.add_migrations("sms")
+        store.add_migrations("callcenter.hotline")
         async with store:
             bus = Bus()
             store.add_commit_listener(bus.publish)
@@ -61,6 +71,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
             wiring.store, wiring.engines = store, {code: runtime.engine}
             wiring.ratings, wiring.cases = {code: runtime.ratings}, {code: runtime.cases}
             wiring.appointments = {code: runtime.appointments}
+            wiring.work_orders = {code: runtime.work_orders}
             ctx.dispatcher = dispatcher
             tasks = [
                 asyncio.create_task(runtime.runner.run(), name=f"screens-{settings.hall.code}"),
@@ -68,6 +79,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
                 asyncio.create_task(sms_runner.run(), name="sms-notifier"),
                 asyncio.create_task(dispatcher.run(), name="sms-dispatcher"),
             ]
+            if mqtt is not None:
+                tasks.append(_mqtt_bridge(mqtt, bus, runtime))
+            connector = None
+            if hotline is not None:
+                hotline.runtime = runtime
+                connector = _connector(hotline, store, bus, tasks)
             ctx.ready = True
             try:
                 yield
@@ -77,6 +94,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await provider.close()
+                if connector is not None:
+                    await connector.close()
 
     app = FastAPI(
         title="96166 service hall queue and hotline",
@@ -88,6 +107,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
     app.include_router(api_router)
     app.include_router(records_router)
     app.include_router(webhook_router(sms, wiring))
+    app.include_router(hotline_api_router)
+    if hotline is not None:
+        app.include_router(hotline_router(hotline))
     app.add_exception_handler(*forbidden_handler())
     _health(app, ctx)
     _errors(app)
@@ -98,6 +120,32 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
     ]
     mount_pages(app, settings.hall, links)
     return app
+
+
+def _connector(
+    hotline: Hotline, store: Store, bus: Bus, tasks: list[asyncio.Task[None]]
+) -> Connector | None:
+    """The hotline's REST side (put callers through, dial call-backs, reconcile), when it can talk
+    to the provider; without credentials the voice webhooks answer 403 and nothing is dialled."""
+    if hotline.config.twilio is None:
+        log.warning(
+            "[hotline] has no Twilio credentials ([sms.twilio]): no calls can be put through"
+        )
+        return None
+    connector = Connector(hotline)
+    runner = ReaderRunner(store, bus, connector)
+    tasks.append(asyncio.create_task(runner.run(), name="hotline-connector"))
+    tasks.append(asyncio.create_task(connector.run_reconciler(), name="hotline-reconciler"))
+    return connector
+
+
+def _mqtt_bridge(config: MqttConfig, bus: Bus, runtime: HallRuntime) -> asyncio.Task[None]:
+    """The hall's MQTT bridge as one named task; aiomqtt is imported only when configured."""
+    from kiosk.mqtt_bridge import MqttBridge
+
+    engine = runtime.engine
+    bridge = MqttBridge(config, engine.store, bus, engine, runtime.view, runtime.ratings)
+    return asyncio.create_task(bridge.run(), name=f"mqtt-{engine.hall.code}")
 
 
 def _health(app: FastAPI, ctx: AppContext) -> None:

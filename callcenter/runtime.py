@@ -13,6 +13,7 @@ from queue_engine import Bus, Clock, Engine, Event, HallConfig, QueueError, Read
 from queue_engine.appointments import Appointments
 from queue_engine.cases import Cases
 from queue_engine.ratings import Ratings
+from queue_engine.workorders import WorkOrders
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class HallRuntime:
     ratings: Ratings
     appointments: Appointments
     cases: Cases
+    work_orders: WorkOrders
     tick_s: float = 1.0
     _snapshot: tuple[int, float, dict] | None = field(default=None, repr=False)
 
@@ -74,6 +76,7 @@ class HallRuntime:
             Ratings(engine),
             Appointments(engine, id_secret),
             Cases(engine),
+            WorkOrders(engine),
         )
 
     def snapshot(self) -> dict:
@@ -88,7 +91,7 @@ class HallRuntime:
 
     async def run_ticker(self) -> None:
         """Let time act: offer and call time-outs, wrap-up ends, expiry, hotline dispatch."""
-        last_ping = 0.0
+        last_ping = last_orders = 0.0
         while True:
             if self.engine.clock.now() - last_ping >= HEARTBEAT_S:
                 self.hub.ping()
@@ -97,6 +100,9 @@ class HallRuntime:
                 await self.engine.tick()
                 await self.engine.dispatch()
                 await self.appointments.tick()
+                if self.engine.clock.now() - last_orders >= 30:
+                    await self.work_orders.tick()
+                    last_orders = self.engine.clock.now()
             except QueueError:
                 log.exception("the ticker of hall %s failed; trying again", self.engine.hall.code)
             await asyncio.sleep(self.tick_s)

@@ -137,6 +137,16 @@ class SmsNotifier:
         self._send(tx, event, ticket.phone, "followup_reply", {"number": ticket.number, "reply": reply},
                    ticket.id)  # fmt: skip
 
+    def _work_order(self, tx: Tx, hall: HallConfig, event: Event) -> None:
+        order = event.payload["order"]
+        deadline = datetime.fromtimestamp(order["deadline_at"], self._zones[hall.code]).strftime(
+            "%Y-%m-%d %H:%M"
+        )
+        values = {"number": order["number"], "type_zh": order["type_zh"], "type_en": order["type_en"],
+                  "deadline": deadline, "reply": order.get("reply") or ""}  # fmt: skip
+        key = "workorder_opened" if event.type == "workorder.open" else "workorder_reply"
+        self._send(tx, event, order.get("phone"), key, values, order.get("ticket_id"))
+
     def _clock(self, hall: HallConfig, at: float) -> str:
         return datetime.fromtimestamp(at, self._zones[hall.code]).strftime("%H:%M")
 
@@ -239,6 +249,8 @@ RECORD_HANDLERS = {
     "case.opened": SmsNotifier._case,
     "case.updated": SmsNotifier._case,
     "followup.closed": SmsNotifier._follow_up_reply,
+    "workorder.open": SmsNotifier._work_order,
+    "workorder.follow_up": SmsNotifier._work_order,
 }
 
 

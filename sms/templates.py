@@ -158,6 +158,24 @@ TEMPLATES = {
         ),
         Template("notice", "{text_zh}", "{text_en}", urgent=True),
         Template(
+            "workorder_opened",
+            "您反映的{type_zh}诉求已受理，工单号{number}，我们将于{deadline}前答复您。",
+            "Your {type_en} is registered as work order {number}; we will answer by {deadline}.",
+            urgent=False,
+        ),
+        Template(
+            "workorder_reply",
+            "工单{number}办理结果：{reply}。请回复1满意、2基本满意、3不满意。",
+            "Work order {number}: {reply}. Reply 1 satisfied, 2 fairly satisfied, 3 dissatisfied.",
+            urgent=False,
+        ),
+        Template(
+            "workorder_thanks",
+            "感谢您的评价（{level_zh}）。{more_zh}",
+            "Thank you ({level_en}). {more_en}",
+            urgent=True,
+        ),
+        Template(
             "opted_out",
             "您已退订本中心短信通知，回复START或“订阅”可恢复。",
             "You will get no more texts from us. Reply START to subscribe again.",

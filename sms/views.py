@@ -23,6 +23,7 @@ from queue_engine.cases import Cases
 from queue_engine.masking import mask_phone
 from queue_engine.ratings import LEVELS, Ratings
 from queue_engine.transitions import TICKET_STATE_ZH
+from queue_engine.workorders import SATISFACTION, WorkOrders
 
 from .config import SmsConfig
 from .inbound import parse
@@ -61,6 +62,7 @@ class Wiring:
     ratings: dict[str, Ratings] = field(default_factory=dict)
     appointments: dict[str, Appointments] = field(default_factory=dict)
     cases: dict[str, Cases] = field(default_factory=dict)
+    work_orders: dict[str, WorkOrders] = field(default_factory=dict)
 
 
 def webhook_router(config: SmsConfig, wiring: Wiring) -> APIRouter:
@@ -107,6 +109,11 @@ def webhook_router(config: SmsConfig, wiring: Wiring) -> APIRouter:
 
 class _Forbidden(Exception):
     """Raised by the signature check; the app turns it into a 403."""
+
+
+def forbidden_exception() -> Exception:
+    """The error a webhook raises for a missing or wrong signature (answered with 403)."""
+    return _Forbidden()
 
 
 def forbidden_handler() -> tuple[type[Exception], Any]:
@@ -197,6 +204,19 @@ async def _cancel_reply(wiring: Wiring, phone: str, code: str, say: Any) -> str:
 
 
 async def _rating_reply(wiring: Wiring, phone: str, level: str, say: Any) -> str:
+    # 1–3 answers a work order's satisfaction request when one waits for this caller.
+    for orders in wiring.work_orders.values():
+        waiting = await orders.awaiting_satisfaction(phone) if level in "123" else None
+        if waiting is not None:
+            done = await orders.satisfaction(waiting.number, int(level))
+            zh, en = SATISFACTION[int(level)]
+            more_zh = "我们将重新办理并再次答复。" if done.state != "办结" else "工单已办结。"
+            more_en = (
+                "We will handle it again." if done.state != "办结" else "The work order is closed."
+            )
+            return say(
+                "workorder_thanks", level_zh=zh, level_en=en, more_zh=more_zh, more_en=more_en
+            )
     for ratings in wiring.ratings.values():
         rating = await ratings.rate_by_reply(phone, int(level))
         if rating is not None:

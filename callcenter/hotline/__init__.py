@@ -1,0 +1,1 @@
+"""The 96166 hotline: the voice provider's webhooks, the IVR, agents' calls and call-backs."""

@@ -1,0 +1,257 @@
+"""The hotline's JSON API: work orders, a caller's history, and the hotline's statistics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from queue_engine import Tx
+from queue_engine.masking import mask_phone
+from queue_engine.workorders import TYPES
+from sms.phone import normalise
+
+from ..api import ERRORS
+from ..auth import ForbiddenError, Principal, Role
+from ..deps import CaseWorker, Ctx, Hall, Staffer, Supervisor
+from ..runtime import HallRuntime
+from ..schemas import Body
+from .stats import hotline_stats
+
+router = APIRouter(prefix="/api", responses=ERRORS)
+
+
+class OrderIn(Body):
+    type: str = Field(pattern="^(" + "|".join(TYPES) + ")$", examples=["complaint"])
+    description: str = Field(min_length=1, max_length=2000, examples=["小区路灯损坏两周未修"])
+    phone: str | None = Field(default=None, max_length=32, examples=["13812345678"])
+    location: str | None = Field(default=None, max_length=200, examples=["武侯区玉林北路12号"])
+    department: str | None = Field(default=None, max_length=40, examples=["civil_affairs"])
+    urgent: bool = False
+    ticket_id: int | None = Field(default=None, ge=1, le=2**62)
+
+
+class DispatchIn(Body):
+    department: str = Field(min_length=1, max_length=40)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class NoteIn(Body):
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ReplyIn(Body):
+    reply: str = Field(min_length=1, max_length=2000, examples=["已安排维修，路灯已恢复"])
+
+
+class ReasonIn(Body):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class ExtensionIn(Body):
+    days: int = Field(ge=1, le=30)
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class GrantIn(Body):
+    granted: bool
+
+
+class SatisfactionIn(Body):
+    level: int = Field(ge=1, le=3, description="1 满意, 2 基本满意, 3 不满意")
+
+
+def _out(runtime: HallRuntime, order: Any, steps: list[Any] | None = None) -> dict[str, Any]:
+    out = order.to_dict(runtime.engine.clock.now(), runtime.engine.hall.work_orders.yellow_share)
+    out["phone"] = mask_phone(order.phone)
+    if steps is not None:
+        out["steps"] = [
+            {"state": s.state, "action": s.action, "at": s.at, "by": s.by, "note": s.note}
+            for s in steps
+        ]
+    return out
+
+
+def _agent(who: Principal) -> None:
+    if who.role not in (Role.AGENT, Role.STAFF) and not who.at_least(Role.SUPERVISOR):
+        raise ForbiddenError(reason="hotline agents only", reason_zh="仅限热线座席")
+
+
+@router.post("/halls/{hall}/work-orders", status_code=201, tags=["work orders"])
+async def open_order(body: OrderIn, runtime: Hall, who: Staffer, ctx: Ctx) -> dict[str, Any]:
+    """受理: an agent opens a work order; the caller gets its number by SMS."""
+    _agent(who)
+    phone = normalise(body.phone, ctx.sms.region if ctx.sms else "CN") if body.phone else None
+    order = await runtime.work_orders.open(
+        type=body.type, description=body.description, by=who.subject, phone=phone,
+        location=body.location, department=body.department, urgent=body.urgent, ticket_id=body.ticket_id,
+    )  # fmt: skip
+    return _out(runtime, order)
+
+
+@router.get("/halls/{hall}/work-orders", tags=["work orders"])
+async def list_orders(
+    runtime: Hall, who: CaseWorker | Staffer, open_only: bool = True
+) -> list[dict[str, Any]]:
+    """Work orders: a department's for its officers, all for agents and supervisors."""
+    department = _department(runtime, who)
+    return [
+        _out(runtime, o)
+        for o in await runtime.work_orders.list(department=department, open_only=open_only)
+    ]
+
+
+@router.get("/halls/{hall}/work-orders/counts", tags=["work orders"])
+async def order_counts(runtime: Hall, _: Supervisor) -> dict[str, Any]:
+    """By state, overdue, and satisfaction."""
+    return await runtime.work_orders.counts()
+
+
+@router.get("/halls/{hall}/work-orders/{number}", tags=["work orders"])
+async def get_order(number: str, runtime: Hall, who: Staffer) -> dict[str, Any]:
+    """A work order and its history."""
+    order, steps = await runtime.work_orders.get(number)
+    return _out(runtime, order, steps)
+
+
+@router.post("/halls/{hall}/work-orders/{number}/dispatch", tags=["work orders"])
+async def dispatch(number: str, body: DispatchIn, runtime: Hall, who: Staffer) -> dict[str, Any]:
+    """派单 to a department."""
+    _agent(who)
+    return _out(
+        runtime, await runtime.work_orders.dispatch(number, body.department, who.subject, body.note)
+    )
+
+
+@router.post("/halls/{hall}/work-orders/{number}/sign", tags=["work orders"])
+async def sign(number: str, runtime: Hall, who: CaseWorker) -> dict[str, Any]:
+    """签收 by the department."""
+    await _own(runtime, who, number)
+    return _out(runtime, await runtime.work_orders.sign(number, who.subject))
+
+
+@router.post("/halls/{hall}/work-orders/{number}/handle", tags=["work orders"])
+async def handle(number: str, body: NoteIn, runtime: Hall, who: CaseWorker) -> dict[str, Any]:
+    """办理: the department is on it."""
+    await _own(runtime, who, number)
+    return _out(runtime, await runtime.work_orders.handle(number, who.subject, body.note))
+
+
+@router.post("/halls/{hall}/work-orders/{number}/reply", tags=["work orders"])
+async def reply(number: str, body: ReplyIn, runtime: Hall, who: CaseWorker) -> dict[str, Any]:
+    """反馈: the answer goes to the caller with a satisfaction request."""
+    await _own(runtime, who, number)
+    return _out(runtime, await runtime.work_orders.reply(number, who.subject, body.reply))
+
+
+@router.post("/halls/{hall}/work-orders/{number}/return", tags=["work orders"])
+async def give_back(number: str, body: ReasonIn, runtime: Hall, who: CaseWorker) -> dict[str, Any]:
+    """退单: the department returns it with a reason."""
+    await _own(runtime, who, number)
+    return _out(runtime, await runtime.work_orders.give_back(number, who.subject, body.reason))
+
+
+@router.post("/halls/{hall}/work-orders/{number}/extension", tags=["work orders"])
+async def extension(
+    number: str, body: ExtensionIn, runtime: Hall, who: CaseWorker
+) -> dict[str, Any]:
+    """延期: the department asks for more working days."""
+    await _own(runtime, who, number)
+    return _out(
+        runtime,
+        await runtime.work_orders.request_extension(number, who.subject, body.days, body.reason),
+    )
+
+
+@router.post("/halls/{hall}/work-orders/{number}/extension/decision", tags=["work orders"])
+async def decide_extension(
+    number: str, body: GrantIn, runtime: Hall, who: Supervisor
+) -> dict[str, Any]:
+    """A supervisor grants or refuses the extension."""
+    return _out(
+        runtime, await runtime.work_orders.grant_extension(number, who.subject, body.granted)
+    )
+
+
+@router.post("/halls/{hall}/work-orders/{number}/satisfaction", tags=["work orders"])
+async def satisfaction(
+    number: str, body: SatisfactionIn, runtime: Hall, who: Staffer
+) -> dict[str, Any]:
+    """回访 recorded by an agent who called the citizen (SMS replies do it by themselves)."""
+    _agent(who)
+    return _out(runtime, await runtime.work_orders.satisfaction(number, body.level, who.subject))
+
+
+@router.get("/halls/{hall}/callers/{phone}", tags=["hotline"])
+async def caller_history(phone: str, runtime: Hall, who: Staffer, ctx: Ctx) -> dict[str, Any]:
+    """A caller's tickets, cases, work orders and SMS, newest first (for the agent on the call)."""
+    _agent(who)
+    e164 = normalise(phone, ctx.sms.region if ctx.sms else "CN")
+    code = runtime.engine.hall.code
+
+    def read(tx: Tx) -> dict[str, list[Any]]:
+        tickets = tx.execute(
+            "SELECT number, service, channel, state, day, arrived_at FROM tickets WHERE hall=? AND phone=?"
+            " ORDER BY id DESC LIMIT 20", (code, e164))  # fmt: skip
+        sms = tx.execute(
+            "SELECT template, status, created_at, body FROM sms_outbox WHERE phone=? ORDER BY id DESC LIMIT 20",
+            (e164,))  # fmt: skip
+        return {"tickets": tickets, "sms": sms}
+
+    rows = await runtime.engine.run(read)
+    cases = await runtime.cases.for_phone(e164)
+    orders = await runtime.work_orders.list(phone=e164, open_only=False, limit=20)
+    keys = ("number", "service", "channel", "state", "day", "arrived_at")
+    return {
+        "phone": mask_phone(e164),
+        "tickets": [dict(zip(keys, r, strict=True)) for r in rows["tickets"]],
+        "cases": [c.to_dict() | {"phone": mask_phone(c.phone)} for c in cases],
+        "work_orders": [_out(runtime, o) for o in orders],
+        "sms": [
+            dict(zip(("template", "status", "at", "body"), r, strict=True)) for r in rows["sms"]
+        ],
+    }
+
+
+@router.get("/halls/{hall}/hotline/stats", tags=["hotline"])
+async def stats(
+    runtime: Hall,
+    _: Supervisor,
+    day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+) -> dict[str, Any]:
+    """Today's hotline figures from the event log, and work orders by state."""
+    engine = runtime.engine
+    day = day or engine.today()
+    start = datetime.fromisoformat(day).replace(tzinfo=engine.tz).timestamp()
+
+    def read(tx: Tx) -> list[Any]:
+        first = tx.execute("SELECT COALESCE(MIN(id), 0) FROM events WHERE at>=?", (start,))[0][0]
+        return tx.events_after(max(0, first - 1), 200_000, engine.hall.code)
+
+    events = [e for e in await engine.run(read) if e.at < start + 86400]
+    waiting = [t.arrived_at for t in await engine.waiting() if t.channel.value != "hall"]
+    out = hotline_stats(events, engine.clock.now(), waiting)
+    out["work_orders"] = await runtime.work_orders.counts()
+    return out
+
+
+def _department(runtime: HallRuntime, who: Principal) -> str | None:
+    if who.is_device:
+        return who.department
+    if who.role == Role.OFFICER:
+        staff = runtime.engine.hall.staffer(who.subject)
+        return staff.department if staff else "-"
+    return None
+
+
+async def _own(runtime: HallRuntime, who: Principal, number: str) -> None:
+    department = _department(runtime, who)
+    if department is None:
+        return
+    order, _ = await runtime.work_orders.get(number)
+    if order.department != department:
+        raise ForbiddenError(
+            reason="this work order belongs to another department", reason_zh="该工单属于其他部门"
+        )
