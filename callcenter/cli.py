@@ -1,4 +1,4 @@
-"""The ``callcenter`` command: serve the hall, hash a password."""
+"""The ``callcenter`` command: serve the hall, hash a password, play a window's MQTT devices."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from . import device_sim
 from .config_checks import ConfigError
 from .settings import Settings, load_settings
 
@@ -26,10 +27,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     hashp = sub.add_parser("hash-password", help="print an scrypt hash for [auth] in config.toml")
     hashp.add_argument("password", nargs="?", help="read from the terminal when omitted")
+    sim = sub.add_parser("device-sim", help="play one window's LED display and caller over MQTT")
+    device_sim.add_arguments(sim)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "device-sim":
+            return device_sim.run(args, console)
         return _hash(args)
     except ConfigError as exc:
         console.print(f"[bold red]config error[/]: {exc}")

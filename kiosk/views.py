@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,4 +65,38 @@ def mount_pages(app: FastAPI, hall: HallConfig, devices: Sequence[DeviceLink]) -
     async def status(request: Request, token: str) -> HTMLResponse:
         return page(request, "status.html", token=token)
 
+    _records_pages(router, page, hall)
     app.include_router(router)
+
+
+def _records_pages(router: APIRouter, page: Callable[..., HTMLResponse], hall: HallConfig) -> None:
+    """Appointments, cases and ratings: the citizen's, the officer's and the rating pages."""
+    flows = case_flows(hall)
+
+    @router.get("/self-service", response_class=HTMLResponse)
+    async def self_service(request: Request) -> HTMLResponse:
+        return page(request, "self_service.html", flows=flows, booking=hall.booking)
+
+    @router.get("/officer", response_class=HTMLResponse)
+    async def officer(request: Request) -> HTMLResponse:
+        return page(request, "officer.html", flows=flows)
+
+    @router.get("/rating-pad/{window}", response_class=HTMLResponse)
+    async def rating_pad(request: Request, window: str) -> HTMLResponse:
+        return page(request, "rating_pad.html", window=window)
+
+    @router.get("/r/{token}", response_class=HTMLResponse)
+    async def rate_link(request: Request, token: str) -> HTMLResponse:
+        return page(request, "rate.html", token=token)
+
+
+def case_flows(hall: HallConfig) -> dict[str, dict[str, Any]]:
+    """The case flows as the pages read them: each status to the statuses it may move to."""
+    return {
+        code: {
+            "transitions": {status: list(nexts) for status, nexts in flow.transitions.items()},
+            "initial": flow.initial,
+            "pickup_status": flow.pickup_status,
+        }
+        for code, flow in hall.case_flows.items()
+    }

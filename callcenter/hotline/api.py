@@ -188,7 +188,20 @@ async def satisfaction(
 async def caller_history(phone: str, runtime: Hall, who: Staffer, ctx: Ctx) -> dict[str, Any]:
     """A caller's tickets, cases, work orders and SMS, newest first (for the agent on the call)."""
     _agent(who)
-    e164 = normalise(phone, ctx.sms.region if ctx.sms else "CN")
+    return await _history(runtime, normalise(phone, ctx.sms.region if ctx.sms else "CN"))
+
+
+@router.get("/halls/{hall}/tickets/{ticket_id}/caller", tags=["hotline"])
+async def ticket_caller(ticket_id: int, runtime: Hall, who: Staffer) -> dict[str, Any]:
+    """The history of the caller behind a ticket (the agent's page never sees the full number)."""
+    _agent(who)
+    ticket = await runtime.engine.ticket(ticket_id)
+    if not ticket.phone:
+        return {"phone": "", "tickets": [], "cases": [], "work_orders": [], "sms": []}
+    return await _history(runtime, ticket.phone)
+
+
+async def _history(runtime: HallRuntime, e164: str) -> dict[str, Any]:
     code = runtime.engine.hall.code
 
     def read(tx: Tx) -> dict[str, list[Any]]:

@@ -16,6 +16,9 @@
     "ticket.cancelled", "ticket.abandoned", "ticket.expired", "ticket.offered",
     "ticket.offer_declined", "workstation.signed_in", "workstation.signed_out",
     "workstation.paused", "workstation.resumed",
+    "rating.given", "followup.opened", "followup.verified", "followup.closed",
+    "case.opened", "case.updated", "appointment.booked", "appointment.cancelled",
+    "appointment.checked_in", "appointment.no_show", "appointment.reminder", "booking.suspended",
   ];
 
   var WS_STATE = {
@@ -100,6 +103,12 @@
     }, function () {
       throw new ApiError(0, "network", "网络连接中断，请稍后重试", "The network is unavailable; please try again");
     });
+  }
+
+  /** An API error as a bilingual block for inline display (forms on citizen pages). */
+  function errorHtml(err) {
+    var zh = (err && err.message_zh) || "操作失败", en = (err && (err.message_en || err.message)) || "Something went wrong";
+    return '<div class="form-error" role="alert"><strong>' + esc(zh) + '</strong><span lang="en">' + esc(en) + "</span></div>";
   }
 
   var toastTimer = null;
@@ -188,6 +197,19 @@
     var d = new Date(epochSeconds * 1000);
     return parts(d, { year: "numeric", month: "2-digit", day: "2-digit" }) + " " +
       parts(d, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  }
+  /** The hall's local date as YYYY-MM-DD (epoch seconds; default: now by the server's clock). */
+  function isoDay(epochSeconds) {
+    var d = new Date(epochSeconds == null ? now() : epochSeconds * 1000);
+    return new Intl.DateTimeFormat("en-CA", { timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit" }).format(d);
+  }
+  function today() { return isoDay(null); }
+  /** A YYYY-MM-DD day as 3月5日 周四 and Thu 5 Mar (noon UTC, so no zone can move it). */
+  function fmtDay(iso) {
+    var d = new Date(iso + "T12:00:00Z");
+    var zh = new Intl.DateTimeFormat("zh-CN", { timeZone: "UTC", month: "long", day: "numeric", weekday: "short" }).format(d);
+    var en = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", weekday: "short", day: "numeric", month: "short" }).format(d);
+    return [zh, en];
   }
   function fmtMinutes(min) {
     if (min == null) return "—";
@@ -291,11 +313,12 @@
     hall: HALL, tz: TZ, params: params, token: token, setToken: setToken,
     request: request, get: function (p) { return request("GET", p); },
     post: function (p, d) { return request("POST", p, d === undefined ? {} : d); },
-    ApiError: ApiError, showError: showError, hideError: hideError, feed: feed, debounce: debounce,
+    ApiError: ApiError, showError: showError, hideError: hideError, errorHtml: errorHtml,
+    feed: feed, debounce: debounce,
     hallInfo: hall, esc: esc, bi: bi, label: label,
     WS_STATE: WS_STATE, PAUSE: PAUSE, TICKET_STATE: TICKET_STATE,
     syncClock: syncClock, now: now, fmtTime: fmtTime, fmtDateTime: fmtDateTime,
-    fmtMinutes: fmtMinutes, fmtDuration: fmtDuration,
+    fmtMinutes: fmtMinutes, fmtDuration: fmtDuration, isoDay: isoDay, today: today, fmtDay: fmtDay,
   };
 
   initLang();

@@ -54,7 +54,6 @@
 
   function showTicket(t) {
     var statusUrl = new URL(t.status_url, location.origin).href;
-    var priority = t.priority !== "normal" && greenClass && t.priority === greenClass.code;
     var sms = t.phone_masked ? "，并将短信通知 " + esc(t.phone_masked) : "";
     var smsEn = t.phone_masked ? " and texted to " + esc(t.phone_masked) : "";
     $("ticket-card").innerHTML =
@@ -63,7 +62,7 @@
       '<div class="ticket-label">' + bi("您的排队号", "Your number") + "</div>" +
       '<div class="ticket-number" id="ticket-number">' + esc(t.number) + "</div>" +
       '<div class="ticket-service">' + esc(t.service_zh) + '<span class="en" lang="en">' + esc(t.service_en) + "</span></div>" +
-      (priority ? '<div class="ticket-badge">绿色通道 · Green channel</div>' : "") +
+      badge(t) +
       '<div class="ticket-facts">' +
       '<div><b class="num" id="ticket-ahead">' + (t.ahead == null ? "—" : t.ahead) + '</b><span>前面等候（人）<span class="en" lang="en">People ahead</span></span></div>' +
       '<div><b class="num">' + esc(API.fmtMinutes(t.expected_wait_min)) + '</b><span>预计等候（分钟）<span class="en" lang="en">Expected wait (min)</span></span></div>' +
@@ -79,6 +78,84 @@
     resetOptions();
     startCountdown();
     refresh();
+  }
+
+  /** The ticket's class when it is not the normal one: the green channel, or an appointment (预约). */
+  function badge(t) {
+    if (t.priority === "normal") return "";
+    var c = (info.priority_classes || []).find(function (p) { return p.code === t.priority; });
+    var green = greenClass && t.priority === greenClass.code;
+    var zh = green ? "绿色通道" : c ? c.name_zh : t.priority, en = green ? "Green channel" : c ? c.name_en : t.priority;
+    return '<div class="ticket-badge' + (green ? "" : " appt") + '" id="ticket-badge" data-priority="' + esc(t.priority) + '">' +
+      esc(zh) + " · " + esc(en) + "</div>";
+  }
+
+  // --- appointment check-in (预约签到) ------------------------------------------------------
+
+  var ci = { mode: "code", draft: "", busy: false };
+
+  function ciValid() {
+    return ci.mode === "code" ? /^\d{6}$/.test(ci.draft) : /^\d{17}[\dX]$/.test(ci.draft);
+  }
+
+  function ciSync() {
+    var d = ci.draft, shown;
+    if (ci.mode === "code") shown = d.length > 3 ? d.slice(0, 3) + " " + d.slice(3) : d;
+    else {
+      // An ID number on a public screen: the birth date stays hidden, only the last key shows.
+      shown = d.split("").map(function (c, i) {
+        return i >= 6 && i < 14 && i !== d.length - 1 ? "•" : c;
+      }).join("").replace(/^(.{6})(.{0,8})(.*)$/, function (m, a, b, c) { return [a, b, c].filter(Boolean).join(" "); });
+    }
+    $("ci-display").textContent = shown;
+    $("ci-display").dataset.mode = ci.mode;
+    $("ci-x").disabled = ci.mode !== "id" || d.length !== 17;
+    $("ci-ok").disabled = ci.busy || !ciValid();
+    document.querySelectorAll("[data-ci-mode]").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b.dataset.ciMode === ci.mode));
+    });
+  }
+
+  function openCheckIn() {
+    ci.mode = "code"; ci.draft = ""; ci.busy = false;
+    $("ci-error").innerHTML = "";
+    ciSync();
+    $("checkin-dialog").showModal();
+  }
+
+  function checkIn() {
+    if (ci.busy || !ciValid()) return;
+    ci.busy = true;
+    ciSync();
+    $("ci-error").innerHTML = "";
+    var body = ci.mode === "code" ? { code: ci.draft } : { id_number: ci.draft };
+    API.post("/api/halls/" + API.hall + "/check-in", body).then(function (t) {
+      ci.busy = false; ci.draft = "";
+      $("checkin-dialog").close();
+      showTicket(t);
+    }, function (err) {
+      ci.busy = false;
+      $("ci-error").innerHTML = API.errorHtml(err);
+      ciSync();
+    });
+  }
+
+  function bindCheckIn() {
+    $("opt-checkin").addEventListener("click", openCheckIn);
+    $("ci-keypad").addEventListener("click", function (e) {
+      var key = e.target.closest("[data-key]");
+      if (!key || key.disabled) return;
+      var k = key.dataset.key, max = ci.mode === "code" ? 6 : 18;
+      if (k === "back") ci.draft = ci.draft.slice(0, -1);
+      else if (ci.draft.length < max) ci.draft += k;
+      $("ci-error").innerHTML = "";
+      ciSync();
+    });
+    document.querySelectorAll("[data-ci-mode]").forEach(function (b) {
+      b.addEventListener("click", function () { ci.mode = b.dataset.ciMode; ci.draft = ""; $("ci-error").innerHTML = ""; ciSync(); });
+    });
+    $("ci-ok").addEventListener("click", checkIn);
+    $("ci-cancel").addEventListener("click", function () { ci.draft = ""; $("checkin-dialog").close(); });
   }
 
   function startCountdown() {
@@ -170,13 +247,14 @@
       document.addEventListener(type, function () {
         clearTimeout(idleTimer);
         idleTimer = setTimeout(function () {
-          if (!$("start").hidden && !$("sms-dialog").open) { resetOptions(); window.scrollTo(0, 0); }
+          if (!$("start").hidden && !$("sms-dialog").open && !$("checkin-dialog").open) { resetOptions(); window.scrollTo(0, 0); }
         }, IDLE_RESET_S * 1000);
       });
     });
   }
 
   bind();
+  bindCheckIn();
   API.hallInfo().then(function (hall) {
     info = hall;
     greenClass = findGreenClass(hall.priority_classes || []);

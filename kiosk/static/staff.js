@@ -142,11 +142,61 @@
   }
   var reload = API.debounce(load, 200);
 
+  // --- after the service: open an application case (开具办件) ---------------------------------
+
+  var LAST = "cc.staff.last";
+  var last = null; // { ticket: the ticket just completed, case: its case once opened }
+  try { last = JSON.parse(sessionStorage.getItem(LAST) || "null"); } catch (e) { last = null; }
+
+  function keepLast(value) {
+    last = value;
+    try { sessionStorage.setItem(LAST, JSON.stringify(value)); } catch (e) { /* private mode */ }
+    renderCase();
+  }
+
+  function renderCase() {
+    $("case-card").hidden = !last;
+    if (!last) return;
+    var t = last.ticket, c = last.case;
+    var head = '<div class="case-ticket"><b>' + esc(t.number) + "</b> " + esc(t.service_zh) +
+      ' <span class="muted en">' + esc(t.service_en) + '</span> <span class="pill st-available">已办结 · Done</span></div>';
+    if (!c) {
+      $("case-box").innerHTML = head +
+        '<p class="muted">需要后续审查、制证或取件的事项，请为申请人开具办件；办件编号和承诺办结日期将以短信告知。' +
+        '<span class="sub-en" lang="en">For services that need review, production or pickup, open a case: the applicant is texted its number and promised date.</span></p>' +
+        '<button type="button" class="btn primary" id="open-case" data-open-case>' + bi("开具办件", "Open a case", "row") + "</button>";
+      return;
+    }
+    var promised = API.fmtDay(c.promised_day);
+    $("case-box").innerHTML = head +
+      '<dl class="case-made">' +
+      '<div><dt>办件编号<span class="en">Case number</span></dt><dd class="mono" id="case-number">' + esc(c.number) + "</dd></div>" +
+      '<div><dt>承诺办结<span class="en">Promised by</span></dt><dd id="case-promised" data-day="' + esc(c.promised_day) + '">' +
+        esc(c.promised_day) + ' <small>' + esc(promised[0]) + "</small></dd></div>" +
+      '<div><dt>状态<span class="en">Status</span></dt><dd>' + esc(c.status) + "</dd></div></dl>" +
+      '<p class="muted">' + (c.phone ? "已短信告知申请人 " + esc(c.phone) + " · The applicant has been texted." :
+        "请将办件编号告知申请人（未留手机号）· Give the applicant this number (no phone on file).") + "</p>";
+  }
+
+  function openCase() {
+    if (!last || last.case || busy) return;
+    var b = $("open-case");
+    if (b) b.disabled = true;
+    API.post("/api/halls/" + API.hall + "/cases", { ticket_id: last.ticket.id }).then(function (c) {
+      keepLast({ ticket: last.ticket, case: c });
+    }, function (err) {
+      Signin.guard(err);
+      if (b) b.disabled = false;
+    });
+  }
+
   function act(action, data) {
     busy = true;
     if (ws) render(ws);
+    var finishing = action === "complete" && ws && ws.ticket ? ws.ticket : null;
     return API.post(path(action), data).then(function (w) {
       busy = false;
+      if (finishing) keepLast({ ticket: finishing, case: null });
       render(w);
       if (action === "sign-out") showPicker();
     }, function (err) {
@@ -197,6 +247,7 @@
       else if (b.dataset.action) act(b.dataset.action);
       else if (b.dataset.reason) act("pause", { reason: b.dataset.reason });
       else if (b.dataset.resume) act("resume-ticket", { ticket_id: Number(b.dataset.resume) });
+      else if (b.hasAttribute("data-open-case")) openCase();
     });
     $("transfer-ok").addEventListener("click", submitTransfer);
     $("transfer-cancel").addEventListener("click", function () { $("transfer-dialog").close(); });
@@ -204,6 +255,7 @@
   }
 
   bind();
+  renderCase();
   Signin.start(function (who) {
     me = who;
     API.hallInfo().then(function (hall) {

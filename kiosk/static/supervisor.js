@@ -87,6 +87,7 @@
         totals(res[0]);
         queues(res[0].queues || []);
         seatRows(res[2], res[1]);
+        if (window.Records) Records.staff(res[1]);
       });
   }
   // A staffer who is not a supervisor gets a 403: say so, and ask for another sign-in.
@@ -109,7 +110,13 @@
       hall.windows.forEach(function (w) { windows[w.number] = w; });
       return load();
     }).then(function () {
-      if (!feed) feed = API.feed(API.hall, API.token(), reload, { onOpen: reload });
+      if (window.Records) Records.start(guard);
+      if (!feed) {
+        feed = API.feed(API.hall, API.token(), function (ev) {
+          reload();
+          if (window.Records) Records.onEvent(ev);
+        }, { onOpen: function () { reload(); if (window.Records) Records.reload(); } });
+      }
     }).catch(guard);
   });
   setInterval(tick, 1000);

@@ -8,47 +8,32 @@ is saved as a screenshot under tests/artifacts/ for a human to look at.
 
 from __future__ import annotations
 
-import io
-import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from pagekit import (
+    DESK,
+    KIOSK_TOKEN,
+    PASSWORD,
+    PHONE,
+    PORTRAIT,
+    ROOT,
+    WALL,
+    Pages,
+    api,
+    decode_qr,
+    running_server,
+    shot,
+    sign_in,
+)
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-IN_CI = os.environ.get("CI") == "true"
-PASSWORD = "96166demo"
-KIOSK_TOKEN = "demo-kiosk-1-5f2c9a71"
 DISPLAY_TOKEN = "demo-display-main-3c7b"
 WINDOW, WINDOW_TOKEN, STAFF = "12", "demo-window-12-39297a0c", "W0012"  # 孙涛: business licences
-WALL = {"width": 1920, "height": 1080}
-PORTRAIT = {"width": 1080, "height": 1920}
-DESK = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the browser tests must run)")
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config_open_all_day() -> str:
@@ -57,107 +42,10 @@ def _config_open_all_day() -> str:
     return re.sub(r"^\[hall\.hours\]\n(?:(?!\[).*\n)*", "", text, flags=re.M)
 
 
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status)
-    except OSError:
-        return 0
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("pages")
-    config = tmp / "config.toml"
-    config.write_text(_config_open_all_day(), encoding="utf-8")
-    port = _free_port()
-    env = {**os.environ, "CALLCENTER_STORE_URL": f"sqlite:///{tmp}/pages.db"}
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "callcenter", "serve", "--config", str(config), "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while _get(base + "/readyz") != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start:\n" + (tmp / "server.log").read_text())
-            time.sleep(0.1)
+    with running_server(tmp_path_factory.mktemp("pages"), _config_open_all_day()) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is not installed")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install playwright)")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-
-
-class Pages:
-    """Opens pages (one browser context, so one profile) and records every script error."""
-
-    def __init__(self, browser: Any, base: str) -> None:
-        self.base = base
-        self.context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
-        self.errors: list[str] = []
-
-    def open(self, path: str, viewport: dict[str, int]) -> Any:
-        page = self.context.new_page()
-        page.set_viewport_size(viewport)
-        page.on("pageerror", lambda exc: self.errors.append(f"{path}: {exc}"))
-        page.on(
-            "console",
-            lambda msg: msg.type == "error" and self.errors.append(f"{path}: console: {msg.text}"),
-        )
-        page.goto(path if path.startswith("http") else self.base + path)
-        return page
-
-    def close(self) -> None:
-        self.context.close()
-
-
-def shot(page: Any, name: str, **kw: Any) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), animations="disabled", **kw)
-
-
-def decode_qr(png: bytes) -> str | None:
-    """The QR code's text, if a decoder is installed (zxing-cpp and Pillow)."""
-    try:
-        import zxingcpp
-        from PIL import Image
-    except ImportError:
-        return None
-    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
-    return found[0].text if found else ""
-
-
-def api(base: str, path: str, body: dict[str, Any] | None = None, token: str = "") -> Any:
-    """One JSON API call (POST when there is a body)."""
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-    request = urllib.request.Request(base + path, data=data, headers=headers)
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.load(resp)
 
 
 def seed_busy_hall(base: str) -> None:
@@ -175,12 +63,6 @@ def seed_busy_hall(base: str) -> None:
         api(base, desk + "/sign-in", {"window": window}, token)
         for action in actions:
             api(base, f"{desk}/{action}", {"reason": "meeting"} if action == "pause" else {}, token)
-
-
-def sign_in(page: Any, virtual_number: str) -> None:
-    page.fill("#login-vn", virtual_number)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
 
 
 def test_ticket_from_kiosk_to_served(server: str, browser: Any) -> None:
