@@ -84,6 +84,8 @@ async def open_order(body: OrderIn, runtime: Hall, who: Staffer, ctx: Ctx) -> di
     """受理: an agent opens a work order; the caller gets its number by SMS."""
     _agent(who)
     phone = normalise(body.phone, ctx.sms.region if ctx.sms else "CN") if body.phone else None
+    if phone is None and body.ticket_id is not None:
+        phone = (await runtime.engine.ticket(body.ticket_id)).phone  # the caller on the line
     order = await runtime.work_orders.open(
         type=body.type, description=body.description, by=who.subject, phone=phone,
         location=body.location, department=body.department, urgent=body.urgent, ticket_id=body.ticket_id,
