@@ -149,6 +149,16 @@ async def case_worker(who: HallMember) -> Principal:
 CaseWorker = Annotated[Principal, Depends(case_worker)]
 
 
+async def case_reader(who: HallMember) -> Principal:
+    """Who may read a case: its department, supervisors, and hotline agents answering callers."""
+    if not who.is_device and who.role in (Role.AGENT, Role.STAFF):
+        return who
+    return await case_worker(who)
+
+
+CaseReader = Annotated[Principal, Depends(case_reader)]
+
+
 async def issuer(who: HallMember) -> Principal:
     """A kiosk device or a staffer may issue tickets."""
     if who.is_device and who.device_kind != "kiosk":

@@ -14,7 +14,17 @@ from sms.phone import normalise
 
 from .api import ERRORS, ticket_response
 from .auth import ForbiddenError, Principal, Role
-from .deps import CaseWorker, Ctx, Hall, Issuer, RatingPad, Staffer, Supervisor, principal
+from .deps import (
+    CaseReader,
+    CaseWorker,
+    Ctx,
+    Hall,
+    Issuer,
+    RatingPad,
+    Staffer,
+    Supervisor,
+    principal,
+)
 from .errors import ConsentRequiredError
 from .runtime import HallRuntime
 from .schemas import Body, TicketOut
@@ -257,10 +267,11 @@ async def overdue_cases(runtime: Hall, _: Supervisor) -> list[dict[str, Any]]:
 
 
 @router.get("/halls/{hall}/cases/{number}", tags=["cases"])
-async def case_detail(number: str, runtime: Hall, who: CaseWorker) -> dict[str, Any]:
-    """A case with every step."""
+async def case_detail(number: str, runtime: Hall, who: CaseReader) -> dict[str, Any]:
+    """A case with every step (its department, supervisors, window staff and hotline agents)."""
     case, steps = await runtime.cases.get(number)
-    _require_department(runtime, who, case.department)
+    if who.is_device or who.role == Role.OFFICER:
+        _require_department(runtime, who, case.department)
     return _case_out(case, steps)
 
 

@@ -54,6 +54,7 @@ class TicketOut(BaseModel):
     expected_wait_min: float | None = None
     arrived_at: float
     called_at: float | None = None
+    offer_expires_at: float | None = None
     token: str | None = None
     status_url: str | None = None
 
@@ -100,6 +101,7 @@ class WorkstationOut(BaseModel):
     kind: str | None
     since: float
     pause_reason: str | None
+    wrap_up_until: float | None = None
     ticket: TicketOut | None = None
     held: list[TicketOut] = []
     skills: dict[str, int] = {}
@@ -131,7 +133,7 @@ def ticket_out(
         id=t.id, number=t.number, service=t.service, service_zh=service_zh,
         service_en=service_en, state=t.state, priority=t.priority, channel=t.channel.value,
         window=t.window, phone_masked=masked_phone, arrived_at=t.arrived_at,
-        called_at=t.called_at, ahead=est.ahead if est else None,
+        called_at=t.called_at, offer_expires_at=t.offer_expires_at, ahead=est.ahead if est else None,
         expected_wait_min=est.minutes if est else None,
         token=t.token if with_token else None,
         status_url=f"/t/{t.token}" if with_token else None,
@@ -143,5 +145,6 @@ def workstation_out(w: Workstation, name: str, **extra: Any) -> WorkstationOut:
     return WorkstationOut(
         virtual_number=w.virtual_number, name=name, state=w.state.value, window=w.window,
         kind=w.kind.value if w.kind else None, since=w.since, pause_reason=w.pause_reason,
+        wrap_up_until=w.wrap_up_until,
         **extra,
     )  # fmt: skip

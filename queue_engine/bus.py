@@ -41,8 +41,11 @@ class Subscription:
     async def wait(self, timeout: float) -> None:
         """Wait until woken or ``timeout`` seconds pass."""
         if not self._wake.is_set():
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that lands as the wait ends, and the reader would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
         self._wake.clear()
 
     def drain(self) -> tuple[list[Event], bool]:

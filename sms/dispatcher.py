@@ -113,7 +113,8 @@ class Dispatcher:
                 sent = 0
             if sent == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), poll_s)
+                    async with asyncio.timeout(poll_s):  # not wait_for: see bus.Subscription.wait
+                        await self._wake.wait()
                 self._wake.clear()
 
     async def reconcile(self) -> int:
@@ -154,9 +155,8 @@ class Dispatcher:
 
     async def _send_one(self, item: Claimed) -> None:
         try:
-            sent = await asyncio.wait_for(
-                self.provider.send(item.message, self.status_callback), self.config.send_timeout_s
-            )
+            async with asyncio.timeout(self.config.send_timeout_s):
+                sent = await self.provider.send(item.message, self.status_callback)
         except TimeoutError:
             await self._retry_or_fail(item, TransientSmsError("timed out", "timeout"))
         except OptedOutError as exc:

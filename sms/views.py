@@ -5,7 +5,8 @@ POST parameters; we rebuild that public URL (honouring X-Forwarded-Proto and
 X-Forwarded-Host behind a proxy) and answer 403 to anything unsigned.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the routes' Annotated dependency aliases
+# are local to the router factory and FastAPI must see them as objects, not strings.
 
 import json
 import logging

@@ -15,7 +15,7 @@ from sms.phone import normalise
 
 from ..api import ERRORS
 from ..auth import ForbiddenError, Principal, Role
-from ..deps import CaseWorker, Ctx, Hall, Staffer, Supervisor
+from ..deps import CaseWorker, Ctx, Hall, HallMember, Staffer, Supervisor
 from ..runtime import HallRuntime
 from ..schemas import Body
 from .stats import hotline_stats
@@ -95,9 +95,11 @@ async def open_order(body: OrderIn, runtime: Hall, who: Staffer, ctx: Ctx) -> di
 
 @router.get("/halls/{hall}/work-orders", tags=["work orders"])
 async def list_orders(
-    runtime: Hall, who: CaseWorker | Staffer, open_only: bool = True
+    runtime: Hall, who: HallMember, open_only: bool = True
 ) -> list[dict[str, Any]]:
-    """Work orders: a department's for its officers, all for agents and supervisors."""
+    """Work orders: a department's for its officers and systems, all for agents and supervisors."""
+    if who.is_device and who.device_kind != "department":
+        raise ForbiddenError(reason="devices cannot read work orders", reason_zh="设备无权查看工单")
     department = _department(runtime, who)
     return [
         _out(runtime, o)

@@ -6,7 +6,8 @@ REST calls that put a caller through to an agent or dial a call-back run in
 the connector's background task, well inside the provider's 15-second budget.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the routes' Annotated dependency aliases
+# are local to the router factory and FastAPI must see them as objects, not strings.
 
 import logging
 from collections.abc import Callable
