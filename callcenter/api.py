@@ -58,6 +58,7 @@ async def login(body: LoginIn, ctx: Ctx) -> LoginOut:
     return LoginOut(
         token=token, expires_at=who.expires_at, virtual_number=who.subject,
         name=staff.name if staff else "", role=who.role, hall=who.hall,
+        department=staff.department if staff else None,
     )  # fmt: skip
 
 

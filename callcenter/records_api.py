@@ -66,6 +66,7 @@ async def rating_link(token: str, ctx: Ctx) -> dict[str, Any]:
             "number": ticket.number, "window": ticket.window, "service": ticket.service,
             "service_zh": svc.name_zh if svc else ticket.service,
             "service_en": svc.name_en if svc else ticket.service, "hall": runtime.engine.hall.code,
+            "used": await runtime.ratings.link_used(token),
         }  # fmt: skip
     return {}
 
@@ -85,7 +86,7 @@ async def follow_ups(
     """Bad-rating follow-ups (差评整改), by state."""
     states = tuple(s for s in state.split(",") if s in ("open", "verified", "fixed", "explained"))
     found = await runtime.ratings.follow_ups(states or ("open", "verified"))
-    return [f.to_dict() for f in found]
+    return [f.to_dict() | await runtime.ratings.follow_up_context(f) for f in found]
 
 
 @router.post("/halls/{hall}/follow-ups/{follow_up_id}/verify", tags=["ratings"])

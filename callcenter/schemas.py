@@ -28,6 +28,7 @@ class LoginOut(BaseModel):
     name: str
     role: str
     hall: str
+    department: str | None = None
 
 
 class TicketIn(Body):

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from queue_engine import HallConfig
+from queue_engine.workorders import STATE_EN, STATES, TYPES
 
 HERE = Path(__file__).parent
 
@@ -66,6 +67,7 @@ def mount_pages(app: FastAPI, hall: HallConfig, devices: Sequence[DeviceLink]) -
         return page(request, "status.html", token=token)
 
     _records_pages(router, page, hall)
+    _hotline_pages(router, page, hall)
     app.include_router(router)
 
 
@@ -100,3 +102,24 @@ def case_flows(hall: HallConfig) -> dict[str, dict[str, Any]]:
         }
         for code, flow in hall.case_flows.items()
     }
+
+
+def _hotline_pages(router: APIRouter, page: Callable[..., HTMLResponse], hall: HallConfig) -> None:
+    """The 96166 hotline: the agent's console and the work orders (工单) page."""
+    policy = hall.policy
+    hotline = {
+        "offer_timeout_s": policy.offer_timeout_s,
+        "wrap_up_s": policy.hotline_wrap_up_s,
+        "types": [[code, *names] for code, names in TYPES.items()],  # in order: 咨询 first
+        "states": [[s, STATE_EN[s]] for s in STATES],
+        # Officers see their own department's orders; the page needs to know which that is.
+        "officers": {s.virtual_number: s.department for s in hall.staff if s.role == "officer"},
+    }
+
+    @router.get("/agent", response_class=HTMLResponse)
+    async def agent(request: Request) -> HTMLResponse:
+        return page(request, "agent.html", hotline=hotline)
+
+    @router.get("/orders", response_class=HTMLResponse)
+    async def orders(request: Request) -> HTMLResponse:
+        return page(request, "orders.html", hotline=hotline)

@@ -212,6 +212,28 @@ class Ratings:
 
         return await self.engine.run(close)
 
+    async def follow_up_context(self, f: FollowUp) -> dict[str, Any]:
+        """What a supervisor needs beside a follow-up: the rating and the ticket it was about."""
+
+        def read(tx: Tx) -> dict[str, Any]:
+            rating = tx.execute(f"SELECT {RATING_COLUMNS} FROM ratings WHERE id=?", (f.rating_id,))
+            ticket = tx.get_ticket(f.ticket_id)
+            return {
+                "rating": Rating(*rating[0]).to_dict() if rating else None,
+                "number": ticket.number if ticket else None,
+                "service": ticket.service if ticket else None,
+                "window": ticket.window if ticket else None,
+            }
+
+        return await self.engine.run(read)
+
+    async def link_used(self, token: str) -> bool:
+        """Whether a rating link has been used."""
+        rows = await self.engine.run(
+            lambda tx: tx.execute("SELECT used_at FROM rating_links WHERE token=?", (token,))
+        )
+        return bool(rows and rows[0][0] is not None)
+
     async def follow_ups(self, states: tuple[str, ...] = ("open", "verified")) -> list[FollowUp]:
         """Follow-ups in ``states``, oldest first."""
         marks = ",".join("?" * len(states))
