@@ -65,6 +65,7 @@ class HallView:
     handle_s: dict[str, deque[float]] = field(default_factory=dict)
     tallies: dict[str, Tally] = field(default_factory=dict)
     held: dict[str, dict[int, Ticket]] = field(default_factory=dict)
+    at_window: dict[str, str] = field(default_factory=dict)
     last_event_id: int = 0
 
     @classmethod
@@ -79,7 +80,7 @@ class HallView:
         """A view built from the tables as they are at ``last_event_id``."""
         view = cls(hall=hall, day=day, last_event_id=last_event_id)
         for ws in workstations:
-            view.workstations[ws.virtual_number] = ws
+            view._seat(ws)
         for t in sorted(tickets, key=lambda t: t.id):
             view._track(t)
             if t.called_at is not None and t.window and t.channel.value == "hall":
@@ -96,7 +97,7 @@ class HallView:
         self.last_event_id = event.id
         ws = event.workstation
         if ws is not None:
-            self.workstations[ws.virtual_number] = ws
+            self._seat(ws)
         ticket = event.ticket
         if ticket is None:
             return
@@ -114,6 +115,18 @@ class HallView:
                     ticket.recalls,
                 )
             )
+
+    def _seat(self, ws: Workstation) -> None:
+        before = self.workstations.get(ws.virtual_number)
+        if (
+            before is not None
+            and before.window
+            and self.at_window.get(before.window) == ws.virtual_number
+        ):
+            del self.at_window[before.window]
+        self.workstations[ws.virtual_number] = ws
+        if ws.window:
+            self.at_window[ws.window] = ws.virtual_number
 
     def _new_day(self, day: str) -> None:
         self.day = day
@@ -172,13 +185,16 @@ class HallView:
         return len(self.tally(service).waiting)
 
     def staffed(self, service: str) -> int:
-        """Signed-in workstations skilled for ``service``."""
+        """Signed-in workstations skilled for ``service`` (at the right kind of seat)."""
         svc = self.hall.service(service)
+        if svc is None:
+            return 0
         count = 0
-        for ws in self.workstations.values():
-            staff = self.hall.staffer(ws.virtual_number)
-            if staff and service in staff.skills and ws.state != W.OFFLINE and svc:
-                count += ws.kind == svc.served_at
+        for vn in self.at_window.values():
+            staff = self.hall.staffer(vn)
+            ws = self.workstations[vn]
+            if staff and service in staff.skills and ws.kind == svc.served_at:
+                count += 1
         return count
 
     def handle_min(self, service: str) -> float:
@@ -211,7 +227,8 @@ class HallView:
 
     def window_line(self, window: str) -> dict[str, Any]:
         """What one window's screen shows: who is signed in, the ticket called or served."""
-        ws = next((w for w in self.workstations.values() if w.window == window), None)
+        vn = self.at_window.get(window)
+        ws = self.workstations.get(vn) if vn else None
         ticket = self.tickets.get(ws.ticket_id) if ws and ws.ticket_id else None
         staff = self.hall.staffer(ws.virtual_number) if ws else None
         svc = self.hall.service(ticket.service) if ticket else None
