@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from queue_engine import Ticket, TicketState, TransferPosition, Workstation
+from queue_engine import Channel, Ticket, TicketState, TransferPosition, Workstation
 from queue_engine.errors import NoTicketError, TicketNotFoundError, UnknownWindowError
 from queue_engine.masking import mask_phone
 from sms.phone import normalise
@@ -50,10 +51,16 @@ def _out(runtime: HallRuntime, t: Ticket, **kw: Any) -> TicketOut:
 
 
 @router.post("/auth/login", tags=["auth"])
-async def login(body: LoginIn, ctx: Ctx) -> LoginOut:
+async def login(body: LoginIn, ctx: Ctx, request: Request) -> LoginOut:
     """Sign in under a virtual work number; returns a bearer token."""
     hall = body.hall or next(iter(ctx.halls))
-    token, who = ctx.authority.login(hall, body.virtual_number, body.password, ctx.clock.now())
+    now = ctx.clock.now()
+    ctx.login_limit.hit(f"ip:{request.client.host if request.client else '?'}", now)
+    ctx.login_limit.hit(f"vn:{body.virtual_number}", now)
+    # scrypt takes tens of milliseconds: keep it off the event loop.
+    token, who = await asyncio.to_thread(
+        ctx.authority.login, hall, body.virtual_number, body.password, now
+    )
     staff = ctx.halls[hall].engine.hall.staffer(who.subject) if hall in ctx.halls else None
     return LoginOut(
         token=token, expires_at=who.expires_at, virtual_number=who.subject,
@@ -97,7 +104,10 @@ async def take_ticket(body: TicketIn, runtime: Hall, who: Issuer, ctx: Ctx) -> T
             raise ConsentRequiredError()
         phone = normalise(body.phone, ctx.sms.region if ctx.sms else "CN")
         ctx.issue_limit_phone.hit(phone, now)
-    issued = await runtime.engine.take_ticket(body.service, priority=body.priority, phone=phone)
+    # Kiosks and staff issue hall tickets; phone tickets come only from the hotline.
+    issued = await runtime.engine.take_ticket(
+        body.service, channel=Channel.HALL, priority=body.priority, phone=phone
+    )
     return _out(runtime, issued.ticket, est=issued.estimate, with_token=True)
 
 
@@ -297,7 +307,9 @@ def hall_stats(runtime: HallRuntime) -> dict[str, Any]:
 async def feed(request: Request, runtime: Hall, _: HallMember) -> StreamingResponse:
     """Every event of the hall as Server-Sent Events; reconnect with Last-Event-ID to resume."""
     last = request.headers.get("last-event-id") or request.query_params.get("last_id") or ""
-    last_id = int(last) if last.isdigit() else runtime.view.last_event_id
+    end = runtime.view.last_event_id
+    # An id past the log's end (a screen that saw another database) starts at the end.
+    last_id = min(int(last), end) if last.isascii() and last.isdigit() and len(last) < 19 else end
     return StreamingResponse(
         runtime.hub.stream(last_id),
         media_type="text/event-stream",

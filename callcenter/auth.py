@@ -10,6 +10,7 @@ screens, rating pads) hold tokens from config, each scoped to one hall.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -62,14 +63,22 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
     )
 
 
-def verify_password(password: str, stored: str) -> bool:
-    """True if ``password`` matches an scrypt hash made by hash_password."""
+def is_scrypt_hash(stored: str) -> bool:
+    """True for a well-formed ``scrypt$n$r$p$salt$hash``."""
     try:
         kind, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
+        cost = int(n)
+        ok = kind == "scrypt" and cost > 1 and cost & (cost - 1) == 0 and int(r) > 0 and int(p) > 0
+        return ok and bool(_unb64(salt)) and bool(_unb64(digest))
+    except (ValueError, binascii.Error):
         return False
-    if kind != "scrypt":
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True if ``password`` matches an scrypt hash made by hash_password."""
+    if not is_scrypt_hash(stored):
         return False
+    kind, n, r, p, salt, digest = stored.split("$")
     got = hashlib.scrypt(
         password.encode(),
         salt=_unb64(salt),

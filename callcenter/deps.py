@@ -34,6 +34,7 @@ class AppContext:
     issue_limit_device: RateLimiter = field(default_factory=lambda: RateLimiter(2.0, 20))
     issue_limit_phone: RateLimiter = field(default_factory=lambda: RateLimiter(1 / 60, 3))
     lookup_limit: RateLimiter = field(default_factory=lambda: RateLimiter(5.0, 30))
+    login_limit: RateLimiter = field(default_factory=lambda: RateLimiter(0.2, 10))
     case_guess_limit: RateLimiter = field(default_factory=lambda: RateLimiter(1 / 60, 5))
     ready: bool = False
     sms: Any = None

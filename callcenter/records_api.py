@@ -27,7 +27,7 @@ from .deps import (
 )
 from .errors import ConsentRequiredError
 from .runtime import HallRuntime
-from .schemas import Body, TicketOut
+from .schemas import Body, RowId, TicketOut
 
 router = APIRouter(prefix="/api", responses=ERRORS)
 
@@ -91,7 +91,7 @@ async def follow_ups(
 
 @router.post("/halls/{hall}/follow-ups/{follow_up_id}/verify", tags=["ratings"])
 async def verify(
-    follow_up_id: int, body: VerifyIn, runtime: Hall, who: Supervisor
+    follow_up_id: RowId, body: VerifyIn, runtime: Hall, who: Supervisor
 ) -> dict[str, Any]:
     """The supervisor called the citizen back and verified what happened."""
     done = await runtime.ratings.verify(follow_up_id, who.subject, body.finding)
@@ -99,7 +99,9 @@ async def verify(
 
 
 @router.post("/halls/{hall}/follow-ups/{follow_up_id}/close", tags=["ratings"])
-async def close(follow_up_id: int, body: CloseIn, runtime: Hall, who: Supervisor) -> dict[str, Any]:
+async def close(
+    follow_up_id: RowId, body: CloseIn, runtime: Hall, who: Supervisor
+) -> dict[str, Any]:
     """Fixed or explained; the reply reaches the citizen by SMS."""
     done = await runtime.ratings.close(
         follow_up_id, who.subject, body.outcome, body.resolution, body.reply

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from queue_engine import Ticket, TicketState, WaitEstimate, Workstation
+
+RowId = Annotated[int, Path(ge=1, le=2**62, description="a row id")]
 
 
 class Body(BaseModel):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Mapping
 
-from .auth import Authority, Device
+from .auth import Authority, Device, is_scrypt_hash
 from .config_checks import ConfigError, check, one_of, optional_table, positive, tables, text, typed
 from .settings import Settings
 
@@ -19,7 +18,7 @@ ENV_ID_KEY = "CALLCENTER_ID_KEY"
 
 def id_secret(settings: Settings, env: Mapping[str, str] | None = None) -> bytes:
     """The key ID numbers are hashed with; it must survive restarts, or check-in by ID breaks."""
-    env = os.environ if env is None else env
+    env = settings.env if env is None else env
     auth = optional_table(settings.raw, "auth", "")
     key = (
         env.get(ENV_ID_KEY) or auth.get("id_hash_key") or env.get(ENV_SECRET) or auth.get("secret")
@@ -32,7 +31,7 @@ def id_secret(settings: Settings, env: Mapping[str, str] | None = None) -> bytes
 
 def authority_from(settings: Settings, env: Mapping[str, str] | None = None) -> Authority:
     """The process's Authority; a bad ``[auth]`` or ``[[devices]]`` table is a ConfigError."""
-    env = os.environ if env is None else env
+    env = settings.env if env is None else env
     try:
         return _authority(settings, env)
     except ConfigError as exc:
@@ -48,7 +47,7 @@ def _authority(settings: Settings, env: Mapping[str, str]) -> Authority:
     hashes = dict(optional_table(auth, "password_hashes", "auth"))
     for vn, value in hashes.items():
         key = f"auth.password_hashes.{vn}"
-        hashed = isinstance(value, str) and value.startswith("scrypt$")
+        hashed = isinstance(value, str) and is_scrypt_hash(value)
         check(hashed, key, "must be an scrypt hash from 'callcenter hash-password'")
         check(
             settings.hall.staffer(vn) is not None,
@@ -56,6 +55,9 @@ def _authority(settings: Settings, env: Mapping[str, str]) -> Authority:
             "unknown work number",
         )
     default = typed(auth, "default_password_hash", "auth", str, None)
+    if default is not None:
+        check(is_scrypt_hash(default), "auth.default_password_hash",
+              "must be an scrypt hash from 'callcenter hash-password'")  # fmt: skip
     ttl_min = positive(auth, "token_ttl_min", "auth", 720.0)
     return Authority(
         secret=str(secret).encode(), halls={settings.hall.code: settings.hall},

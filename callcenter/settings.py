@@ -8,6 +8,7 @@ key path, so a broken config stops the process at start with one clear line.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -60,6 +61,7 @@ __all__ = ["ConfigError", "Settings", "load_settings", "parse_settings"]
 ENV_STORE_URL = "CALLCENTER_STORE_URL"
 ENV_HOST = "CALLCENTER_HOST"
 ENV_PORT = "CALLCENTER_PORT"
+ENV_SECRETS = frozenset({"CALLCENTER_SECRET", "CALLCENTER_ID_KEY", "TWILIO_AUTH_TOKEN"})
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -88,17 +90,22 @@ class Settings:
     hall: HallConfig
     source: Path
     raw: Mapping[str, Any] = field(default_factory=dict)
+    # The secrets the environment supplies (CALLCENTER_SECRET, CALLCENTER_ID_KEY,
+    # TWILIO_AUTH_TOKEN), captured by load_settings so nothing reads os.environ later.
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
     """Read a config file, apply the CALLCENTER_* environment overrides, validate."""
     path = Path(path)
     data = _read_toml(path)
+    environ = os.environ if env is None else env
     try:
-        data = _apply_env(data, os.environ if env is None else env)
+        data = _apply_env(data, environ)
     except ConfigError as exc:
         raise exc.within(path) from None
-    return parse_settings(data, path)
+    secrets = {k: v for k, v in environ.items() if k in ENV_SECRETS}
+    return dataclasses.replace(parse_settings(data, path), env=MappingProxyType(secrets))
 
 
 def parse_settings(data: Mapping[str, Any], source: Path) -> Settings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from datetime import time
@@ -38,7 +37,7 @@ ENV_TWILIO_TOKEN = "TWILIO_AUTH_TOKEN"
 
 def sms_config(settings: Settings, env: Mapping[str, str] | None = None) -> SmsConfig:
     """The SMS settings of ``settings`` (defaults when there is no ``[sms]`` table)."""
-    env = os.environ if env is None else env
+    env = settings.env if env is None else env
     try:
         return _sms(optional_table(settings.raw, PATH, ""), settings.source, env)
     except ConfigError as exc:

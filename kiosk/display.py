@@ -246,7 +246,9 @@ class HallView:
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """The public display snapshot: calling now, recent calls, queues, windows."""
-        calling = [c for c in self.recent if self._still_called(c)]
+        # A recall appends the same ticket again: show each called ticket once, latest call.
+        latest = {c.ticket_id: c for c in self.recent if self._still_called(c)}
+        calling = sorted(latest.values(), key=lambda c: c.at)
         return {
             "hall": self.hall.code, "name_zh": self.hall.name_zh, "name_en": self.hall.name_en,
             "at": now, "event_id": self.last_event_id, "silent": self.hall.policy.silent,

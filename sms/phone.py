@@ -6,8 +6,8 @@ import re
 
 from queue_engine import QueueError
 
-_CN_MOBILE = re.compile(r"1[3-9]\d{9}")
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
+_CN_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _SEPARATORS = re.compile(r"[\s\-().]")
 COUNTRY_CODES = {"CN": "86", "HK": "852", "MO": "853", "US": "1", "GB": "44"}
 
@@ -37,7 +37,13 @@ def normalise(phone: str, region: str = "CN") -> str:
     if raw.startswith("+") and _E164.fullmatch(raw):
         return raw
     code = COUNTRY_CODES.get(region)
-    if code and raw.isdigit() and region != "CN" and _E164.fullmatch(f"+{code}{raw.lstrip('0')}"):
+    if (
+        code
+        and raw.isascii()
+        and raw.isdigit()
+        and region != "CN"
+        and _E164.fullmatch(f"+{code}{raw.lstrip('0')}")
+    ):
         return f"+{code}{raw.lstrip('0')}"
     raise InvalidPhoneError(
         phone=phone, reason="expected 11 digits such as 13812345678, or +country code",

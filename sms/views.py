@@ -42,6 +42,11 @@ OURS = {"queued": "sent", "accepted": "sent", "scheduled": "sent", "sending": "s
         "failed": "failed", "read": "delivered"}  # fmt: skip
 
 
+SIGNED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "missing or wrong X-Twilio-Signature (JSON error body)"}
+}
+
+
 def public_url(request: Request, configured: str | None) -> list[str]:
     """The URLs the provider may have signed: as forwarded by a proxy, and as configured."""
     scheme = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
@@ -84,7 +89,7 @@ def webhook_router(config: SmsConfig, wiring: Wiring) -> APIRouter:
         return form
 
     Signed = Annotated[dict[str, str], Depends(signed)]
-    router = APIRouter(prefix="/sms", tags=["sms webhooks"])
+    router = APIRouter(prefix="/sms", tags=["sms webhooks"], responses=SIGNED_RESPONSES)
 
     @router.post("/status", status_code=204)
     async def status(form: Signed) -> Response:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from queue_engine import Tx
+from queue_engine.errors import InvalidRequestError
 from queue_engine.masking import mask_phone
 from queue_engine.workorders import TYPES
 from sms.phone import normalise
@@ -17,7 +18,7 @@ from ..api import ERRORS
 from ..auth import ForbiddenError, Principal, Role
 from ..deps import CaseWorker, Ctx, Hall, HallMember, Staffer, Supervisor
 from ..runtime import HallRuntime
-from ..schemas import Body
+from ..schemas import Body, RowId
 from .stats import hotline_stats
 
 router = APIRouter(prefix="/api", responses=ERRORS)
@@ -196,7 +197,7 @@ async def caller_history(phone: str, runtime: Hall, who: Staffer, ctx: Ctx) -> d
 
 
 @router.get("/halls/{hall}/tickets/{ticket_id}/caller", tags=["hotline"])
-async def ticket_caller(ticket_id: int, runtime: Hall, who: Staffer) -> dict[str, Any]:
+async def ticket_caller(ticket_id: RowId, runtime: Hall, who: Staffer) -> dict[str, Any]:
     """The history of the caller behind a ticket (the agent's page never sees the full number)."""
     _agent(who)
     ticket = await runtime.engine.ticket(ticket_id)
@@ -241,7 +242,12 @@ async def stats(
     """Today's hotline figures from the event log, and work orders by state."""
     engine = runtime.engine
     day = day or engine.today()
-    start = datetime.fromisoformat(day).replace(tzinfo=engine.tz).timestamp()
+    try:
+        start = datetime.fromisoformat(day).replace(tzinfo=engine.tz).timestamp()
+    except ValueError:
+        raise InvalidRequestError(
+            reason=f"{day} is not a date", reason_zh=f"{day}不是有效日期"
+        ) from None
 
     def read(tx: Tx) -> list[Any]:
         first = tx.execute("SELECT COALESCE(MIN(id), 0) FROM events WHERE at>=?", (start,))[0][0]

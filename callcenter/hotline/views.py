@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator
 from queue_engine import Channel, QueueError, Ticket, TicketState, Tx
 from queue_engine.masking import mask_phone
 from sms.phone import InvalidPhoneError, normalise
-from sms.views import forbidden_exception, public_url
+from sms.views import SIGNED_RESPONSES, forbidden_exception, public_url
 
 from ..runtime import HallRuntime
 from . import ivr
@@ -65,7 +65,7 @@ def hotline_router(hotline: Hotline) -> APIRouter:  # noqa: C901 (each route clo
         return form
 
     Signed = Annotated[dict[str, str], Depends(signed)]
-    router = APIRouter(prefix="/voice", tags=["hotline webhooks"])
+    router = APIRouter(prefix="/voice", tags=["hotline webhooks"], responses=SIGNED_RESPONSES)
 
     def voice(request: Request) -> ivr.Voice:
         return ivr.Voice("en" if request.query_params.get("lang") == "en" else "zh", config)
