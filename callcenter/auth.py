@@ -159,8 +159,10 @@ class Authority:
         """Check a password and return a session token and who it names."""
         config = self._halls.get(hall)
         staff = config.staffer(virtual_number) if config else None
-        stored = self._hashes.get(virtual_number) or self._default_hash
-        if staff is None or stored is None or not verify_password(password, stored):
+        stored = self._hashes.get(virtual_number) or self._default_hash or _DUMMY_HASH
+        # Hash even for an unknown number, so the answer's timing does not tell which exist.
+        matches = verify_password(password, stored)
+        if staff is None or not matches or stored is _DUMMY_HASH:
             raise AuthError(reason="wrong work number or password", reason_zh="工号或密码错误")
         who = Principal(virtual_number, staff.role, hall, now + self.ttl_s)
         return self.sign(who), who
@@ -202,3 +204,7 @@ class Authority:
             if hmac.compare_digest(device.token.encode(), token.encode()):
                 return device
         return None
+
+
+# Verified against when a work number has no hash, so every login costs one scrypt.
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cc_support import SECRET, START, Api, make_settings, running
+from cc_support import START, Api, make_settings, running
 
 from callcenter.app import create_app
 from callcenter.settings import Settings
@@ -16,8 +16,8 @@ from queue_engine import FakeClock
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    # security.authority_from reads the secret from os.environ, not from load_settings' env.
-    monkeypatch.setenv("CALLCENTER_SECRET", SECRET)
+    # The secret comes from load_settings' env only: the process environment must not leak in.
+    monkeypatch.delenv("CALLCENTER_SECRET", raising=False)
     return make_settings(tmp_path)
 
 

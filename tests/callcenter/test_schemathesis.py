@@ -55,26 +55,8 @@ TOKENS: list[str] = []  # status tokens of the tickets issued so far
 CASES: list[str] = []  # the operation of every case sent
 
 
-# Operations with a known 500 or an undocumented status, each reproduced by a strict xfail
-# in test_api.py: they run in a separate, non-strict xfail test so the main run stays green.
-KNOWN_BUGS = {
-    "POST /api/halls/{hall}/follow-ups/{follow_up_id}/verify": "huge id: OverflowError",
-    "POST /api/halls/{hall}/follow-ups/{follow_up_id}/close": "huge id: OverflowError",
-    "GET /api/halls/{hall}/tickets/{ticket_id}/caller": "huge id: OverflowError",
-    "GET /api/halls/{hall}/hotline/stats": "day=0000-00-00: ValueError",
-    "POST /sms/status": "undocumented 403",
-    "POST /sms/inbound": "undocumented 403",
-}
-
-
-def _known(ctx: Any) -> bool:
-    return ctx.operation.label in KNOWN_BUGS
-
-
 # The document /openapi.json serves (test_api checks the route itself), without the feed.
-_all = schemathesis.openapi.from_dict(APP.openapi()).exclude(path="/api/halls/{hall}/feed")
-schema = _all.exclude(func=_known)
-known_schema = _all.include(func=_known)
+schema = schemathesis.openapi.from_dict(APP.openapi()).exclude(path="/api/halls/{hall}/feed")
 SETTINGS = settings(
     max_examples=10,
     deadline=None,
@@ -154,13 +136,6 @@ def _run(case: schemathesis.Case, base_url: str) -> None:
 @schema.parametrize()
 @SETTINGS
 def test_no_server_error_and_no_schema_violation(case: schemathesis.Case, base_url: str) -> None:
-    _run(case, base_url)
-
-
-@pytest.mark.xfail(strict=False, reason="known bugs, see KNOWN_BUGS and their xfails in test_api")
-@known_schema.parametrize()
-@SETTINGS
-def test_operations_with_known_bugs(case: schemathesis.Case, base_url: str) -> None:
     _run(case, base_url)
 
 
