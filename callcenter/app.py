@@ -136,6 +136,7 @@ def _connector(
     runner = ReaderRunner(store, bus, connector)
     tasks.append(asyncio.create_task(runner.run(), name="hotline-connector"))
     tasks.append(asyncio.create_task(connector.run_reconciler(), name="hotline-reconciler"))
+    tasks.append(asyncio.create_task(connector.run_callbacks(), name="hotline-callbacks"))
     return connector
 
 

@@ -7,7 +7,14 @@ from datetime import date
 from typing import Any
 
 from queue_engine.calendar import WorkCalendar
-from queue_engine.model import DEFAULT_FLOW, BookingPolicy, CaseFlow, RatingPolicy, Service
+from queue_engine.model import (
+    DEFAULT_FLOW,
+    BookingPolicy,
+    CaseFlow,
+    RatingPolicy,
+    Service,
+    WorkOrderPolicy,
+)
 
 from .config_checks import ConfigError, Table, check, only_keys, optional_table, positive, typed
 
@@ -31,6 +38,7 @@ def records(t: Table, services: Iterable[Service]) -> dict[str, Any]:
         "booking": _booking(optional_table(t, "booking", "hall")),
         "case_flows": flows,
         "rating": _rating(optional_table(t, "rating", "hall")),
+        "work_orders": _work_orders(optional_table(t, "work_orders", "hall")),
     }
 
 
@@ -109,3 +117,24 @@ def _rating(t: Table) -> RatingPolicy:
         int(positive(t, "verify_days", path, d.verify_days)),
         int(positive(t, "follow_up_days", path, d.follow_up_days)),
     )
+
+
+def _work_orders(t: Table) -> WorkOrderPolicy:
+    path = "hall.work_orders"
+    only_keys(t, {"days", "urgent_hours", "yellow_share"}, path)
+    d = WorkOrderPolicy()
+    days = dict(d.days) | dict(optional_table(t, "days", path))
+    for kind, n in days.items():
+        check(
+            kind in d.days,
+            f"{path}.days.{kind}",
+            f"unknown work order type; expected one of {', '.join(d.days)}",
+        )
+        check(
+            isinstance(n, int) and n >= 0,
+            f"{path}.days.{kind}",
+            "must be a whole number of working days",
+        )
+    share = float(typed(t, "yellow_share", path, float, d.yellow_share))
+    check(0 < share < 1, f"{path}.yellow_share", "must be between 0 and 1")
+    return WorkOrderPolicy(days, positive(t, "urgent_hours", path, d.urgent_hours), share)

@@ -208,7 +208,7 @@ def _resolve_sqlite(url: str, rest: str, source: Path) -> str:
 _HALL_KEYS = frozenset(
     {"code", "name_zh", "name_en", "timezone", "departments", "services",
      "priority_classes", "windows", "staff", "hours", "policy", "calendar", "booking",
-     "case_flows", "rating"}
+     "case_flows", "rating", "work_orders"}
 )  # fmt: skip
 
 

@@ -43,20 +43,37 @@ class Connector:
         if twilio.base_url:
             self.client.api.base_url = twilio.base_url
         self.pace = Pace(self.config.callback_rate_per_s)
+        self._callbacks: asyncio.Queue[int] = asyncio.Queue()
 
     def _url(self, path: str, **query: object) -> str:
         return self.config.public_url.rstrip("/") + ivr.url(path, **query)
 
     async def handle(self, events: Sequence[Event]) -> None:
-        """Act on every accepted phone or call-back ticket."""
-        for event in events:
-            ticket = event.ticket
-            if event.type != "ticket.started" or ticket is None or ticket.channel == Channel.HALL:
-                continue
-            if ticket.channel == Channel.PHONE:
+        """Act on every accepted phone or call-back ticket: live callers first, since dialling
+        call-backs waits for the outbound pace."""
+        accepted = [
+            e.ticket for e in events
+            if e.type == "ticket.started" and e.ticket is not None and e.ticket.channel != Channel.HALL
+        ]  # fmt: skip
+        for ticket in accepted:
+            if ticket is not None and ticket.channel == Channel.PHONE:
                 await self._put_through(ticket.id)
-            else:
-                await self._call_back(ticket.id, ticket.phone or "", ticket.number, ticket.day)
+        for ticket in accepted:
+            if ticket is not None and ticket.channel == Channel.CALLBACK:
+                # Dialled by the call-back worker at the outbound pace, so a live caller's
+                # redirect never waits behind it; the reconciler re-queues any lost in a crash.
+                self._callbacks.put_nowait(ticket.id)
+
+    async def run_callbacks(self) -> None:
+        """Dial queued call-backs, at most callback_rate_per_s new calls a second."""
+        while True:
+            ticket_id = await self._callbacks.get()
+            try:
+                ticket = await self.hotline.rt.engine.ticket(ticket_id)
+                if ticket.state.value == "serving":
+                    await self._call_back(ticket.id, ticket.phone or "", ticket.number, ticket.day)
+            except Exception:
+                log.exception("dialling the call-back of ticket %s failed", ticket_id)
 
     async def _put_through(self, ticket_id: int) -> None:
         engine = self.hotline.rt.engine
@@ -89,13 +106,22 @@ class Connector:
                 status_callback_event=["initiated", "ringing", "answered", "completed"],
             )  # fmt: skip
         except TwilioRestException as exc:
+            # Refused outright: record the attempt as failed so the ticket is retried or ended
+            # and the agent is not left holding a call that will never ring.
             log.warning("could not dial call-back for ticket %s: %s", number, exc.msg)
+            sid = f"refused-{ticket_id}-{attempt}"
+            await self._record_outbound(sid, phone, ticket_id, attempt)
+            await settle_call(self.hotline, sid, "failed")
             return
+        await self._record_outbound(call.sid or "", phone, ticket_id, attempt)
+
+    async def _record_outbound(self, sid: str, phone: str, ticket_id: int, attempt: int) -> None:
+        engine = self.hotline.rt.engine
         now = engine.clock.now()
         await engine.run(lambda tx: tx.execute(
             "INSERT INTO calls (call_sid, hall, direction, phone, ticket_id, status, attempt, created_at,"
             " updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (call_sid) DO NOTHING",
-            (call.sid, engine.hall.code, "outbound", phone, ticket_id, "queued", attempt, now, now)))  # fmt: skip
+            (sid, engine.hall.code, "outbound", phone, ticket_id, "queued", attempt, now, now)))  # fmt: skip
 
     async def reconcile(self) -> int:
         """Ask the provider about open calls that have been quiet too long; settle the ended ones."""
@@ -104,6 +130,7 @@ class Connector:
         rows = await engine.run(lambda tx: tx.execute(
             "SELECT call_sid FROM calls WHERE status NOT IN ('completed','busy','failed','no-answer',"
             "'canceled','callback_requested') AND updated_at<?", (quiet_since,)))  # fmt: skip
+        await self._requeue_lost_callbacks(quiet_since)
         settled = 0
         for (sid,) in rows:
             try:
@@ -118,6 +145,16 @@ class Connector:
                 await engine.run(lambda tx, s=sid: tx.execute(
                     "UPDATE calls SET updated_at=? WHERE call_sid=?", (engine.clock.now(), s)))  # fmt: skip
         return settled
+
+    async def _requeue_lost_callbacks(self, quiet_since: float) -> None:
+        """Accepted call-backs with no dial on record (lost in a crash) go back to the worker."""
+        engine = self.hotline.rt.engine
+        rows = await engine.run(lambda tx: tx.execute(
+            "SELECT t.id FROM tickets t WHERE t.hall=? AND t.channel='callback' AND t.state='serving'"
+            " AND t.started_at<? AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.ticket_id=t.id"
+            " AND c.direction='outbound')", (engine.hall.code, quiet_since)))  # fmt: skip
+        for (ticket_id,) in rows:
+            self._callbacks.put_nowait(ticket_id)
 
     async def run_reconciler(self, every_s: float = 30.0) -> None:
         """Reconcile forever."""

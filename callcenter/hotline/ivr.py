@@ -11,7 +11,12 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
+from queue_engine import WaitEstimate
+
 from .config import HotlineConfig
+
+# A hold loop lasts about a quarter of hold_announce_s; every fourth one announces.
+ANNOUNCE_EVERY = 4
 
 PROMPTS = {
     "greeting": (
@@ -38,8 +43,8 @@ PROMPTS = {
         "To be called back instead, press star.",
     ),
     "position": (
-        "您前面还有{ahead}位，请耐心等待。按星号键可登记回电。",
-        "{ahead} callers ahead of you. Press star for a call-back.",
+        "您前面还有{ahead}位，预计等待约{minutes}分钟。按星号键可登记回电。",
+        "{ahead} callers ahead of you, about {minutes} minutes. Press star for a call-back.",
     ),
     "night": (
         "当前暂无座席在线，按1登记回电，我们将在座席上班后尽快回电；或请稍后再拨。",
@@ -141,19 +146,22 @@ def queued(voice: Voice, ticket_id: int, ahead: int, minutes: float) -> str:
     return str(r)
 
 
-def hold(voice: Voice, ticket_id: int, ahead: int | None, announce: bool) -> str:
-    """Hold audio (or silence) that listens for star; the position now and then."""
+def hold(voice: Voice, ticket_id: int, estimate: WaitEstimate | None, n: int = 0) -> str:
+    """Hold audio (or silence) that listens for star; the position and wait now and then.
+
+    ``n`` counts the loops so far; every ANNOUNCE_EVERY-th one carries the estimate.
+    """
     r = VoiceResponse()
     g = Gather(num_digits=1, action=url("hold-key", ticket=ticket_id, lang=voice.lang), method="POST",
                timeout=1, finish_on_key="")  # fmt: skip
-    if announce and ahead is not None:
-        voice.say(g, "position", ahead=ahead)
+    if estimate is not None:
+        voice.say(g, "position", ahead=estimate.ahead, minutes=max(1, round(estimate.minutes)))
     if voice.config.hold_music_url:
         g.play(voice.config.hold_music_url)
     else:
         g.pause(length=max(5, int(voice.config.hold_announce_s / 4)))
     r.append(g)
-    r.redirect(url("hold", ticket=ticket_id, lang=voice.lang), method="POST")
+    r.redirect(url("hold", ticket=ticket_id, lang=voice.lang, n=n + 1), method="POST")
     return str(r)
 
 

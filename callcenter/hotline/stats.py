@@ -40,12 +40,15 @@ def hotline_stats(
             offers["rejected" if e.payload.get("reason") == "rejected" else "timeout"] += 1
         elif e.type == "ticket.started":
             offers["accepted"] += 1
-            answer_waits.append(e.at - arrived.get(key, t["arrived_at"]))
+            if t.get("channel") == "phone":  # a call-back's start is our dial-out, not an answer
+                answer_waits.append(e.at - arrived.get(key, t["arrived_at"]))
         elif e.type == "ticket.abandoned":
             abandon_waits.append(e.at - arrived.get(key, t["arrived_at"]))
         elif e.type == "ticket.completed" and t.get("started_at"):
             handles.append(e.at - t["started_at"])
             talk_s += e.at - t["started_at"]
+            if t.get("channel") == "callback":  # a call-back is answered when it was completed
+                answer_waits.append(t["started_at"] - arrived.get(key, t["arrived_at"]))
     answered, abandoned = len(answer_waits), len(abandon_waits)
     quick = sum(1 for w in answer_waits if w <= ANSWER_TARGET_S)
     quick_abandons = sum(1 for w in abandon_waits if w <= ANSWER_TARGET_S)

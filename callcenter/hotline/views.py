@@ -119,11 +119,14 @@ def hotline_router(hotline: Hotline) -> APIRouter:  # noqa: C901 (each route clo
         if ticket.state == TicketState.SERVING and ticket.workstation:
             return twiml(ivr.connect(v, config.endpoint(ticket.workstation), ticket.id))
         n = int(request.query_params.get("n", "0") or 0)
-        ahead = None
-        if ticket.state == TicketState.WAITING:
+        await _touch_call(hotline, form.get("CallSid", ""))
+        # The position is worked out only when it is announced: ranking the queue on every
+        # hold request would cost the whole hotline for a sentence said once a minute.
+        announce = n % ivr.ANNOUNCE_EVERY == ivr.ANNOUNCE_EVERY - 1
+        est = None
+        if announce and ticket.state == TicketState.WAITING:
             est = await hotline.rt.engine.wait_estimate(ticket.id)
-            ahead = est.ahead if est else None
-        return twiml(ivr.hold(v, ticket.id, ahead, announce=n % 4 == 3))
+        return twiml(ivr.hold(v, ticket.id, est, n))
 
     @router.post("/hold-key")
     async def hold_key(request: Request, form: Signed) -> Response:
@@ -135,7 +138,7 @@ def hotline_router(hotline: Hotline) -> APIRouter:  # noqa: C901 (each route clo
         if ticket is None or not wants:
             if request.query_params.get("night"):
                 return twiml(ivr.goodbye(v))
-            return twiml(ivr.hold(v, ticket.id if ticket else 0, None, announce=False))
+            return twiml(ivr.hold(v, ticket.id if ticket else 0, None))
         try:
             moved = await hotline.rt.engine.request_callback(ticket.id)
         except QueueError:
@@ -149,7 +152,7 @@ def hotline_router(hotline: Hotline) -> APIRouter:  # noqa: C901 (each route clo
         v = voice(request)
         ticket = await _ticket(hotline, request)
         if ticket is None or ticket.workstation is None or ticket.state != TicketState.SERVING:
-            return twiml(ivr.hold(v, ticket.id if ticket else 0, None, announce=False))
+            return twiml(ivr.hold(v, ticket.id if ticket else 0, None))
         return twiml(ivr.connect(v, config.endpoint(ticket.workstation), ticket.id))
 
     @router.post("/callback-connect")
@@ -200,6 +203,14 @@ async def _remember_call(hotline: Hotline, form: dict[str, str], direction: str)
     )
 
 
+async def _touch_call(hotline: Hotline, sid: str) -> None:
+    """A hold request shows the caller is still there (the reconciler leaves the call alone)."""
+    now = hotline.rt.engine.clock.now()
+    await hotline.rt.engine.run(
+        lambda tx: tx.execute("UPDATE calls SET updated_at=? WHERE call_sid=?", (now, sid))
+    )
+
+
 async def _link_ticket(hotline: Hotline, sid: str, ticket_id: int, status: str) -> None:
     now = hotline.rt.engine.clock.now()
     await hotline.rt.engine.run(
@@ -225,12 +236,26 @@ async def _enqueue(hotline: Hotline, form: dict[str, str], service: str, v: ivr.
     engine = hotline.rt.engine
     sid, phone = form.get("CallSid", ""), _phone(form.get("From", ""))
     await _remember_call(hotline, form, "inbound")
+    queued = await _queued_ticket(hotline, sid)
+    if queued is not None:  # a replayed webhook: the call already waits in the queue
+        est = await engine.wait_estimate(queued.id)
+        return ivr.queued(v, queued.id, est.ahead if est else 0, est.minutes if est else 0)
     issued = await engine.take_ticket(service, channel=Channel.PHONE, phone=phone)
     await _link_ticket(hotline, sid, issued.ticket.id, "queued")
     if issued.estimate.staffed == 0:
         return ivr.night(v, issued.ticket.id)
     await engine.dispatch()
     return ivr.queued(v, issued.ticket.id, issued.estimate.ahead, issued.estimate.minutes)
+
+
+async def _queued_ticket(hotline: Hotline, sid: str) -> Ticket | None:
+    rows = await hotline.rt.engine.run(
+        lambda tx: tx.execute("SELECT ticket_id FROM calls WHERE call_sid=?", (sid,))
+    )
+    if not rows or rows[0][0] is None:
+        return None
+    ticket = await hotline.rt.engine.ticket(rows[0][0])
+    return None if ticket.state.is_final else ticket
 
 
 async def _case_for_caller(

@@ -1,0 +1,1 @@
+"""Tests of the 96166 hotline: IVR, webhooks, connector, work orders, load, statistics."""
