@@ -102,11 +102,15 @@ class Dispatcher:
         """Something new is in the outbox."""
         self._wake.set()
 
-    async def run(self, poll_s: float = 1.0) -> None:
-        """Reconcile what a crash left mid-send, then drain forever."""
-        await self.reconcile()
+    async def run(self, poll_s: float = 1.0, reconcile_every_s: float = 60.0) -> None:
+        """Reconcile what a crash left mid-send, then drain forever, reconciling now and then
+        (a lookup that failed, or a send that timed out, waits for the next one)."""
+        last_reconcile = -reconcile_every_s
         while True:
             try:
+                if self.clock.now() - last_reconcile >= reconcile_every_s:
+                    last_reconcile = self.clock.now()
+                    await self.reconcile()
                 sent = await self.drain_once()
             except Exception:
                 log.exception("the SMS dispatcher failed a round; it will try again")
@@ -158,7 +162,9 @@ class Dispatcher:
             async with asyncio.timeout(self.config.send_timeout_s):
                 sent = await self.provider.send(item.message, self.status_callback)
         except TimeoutError:
-            await self._retry_or_fail(item, TransientSmsError("timed out", "timeout"))
+            # The provider may have taken it: leave it mid-send for reconcile() to look up,
+            # rather than risk a second copy.
+            await self._leave_for_lookup(item)
         except OptedOutError as exc:
             await self._settle(item, "opted_out", exc.error_code, exc.message_en, opt_out=True)
         except PermanentSmsError as exc:
@@ -214,6 +220,8 @@ class Dispatcher:
                 (status, provider_id, code, error, sent is not None, now, now, ident),
             )
             _finish_attempt(tx, ident, item.attempt, now, status, code, error, provider_id)
+            if provider_id:
+                apply_early_status(tx, provider_id, now)
             if opt_out:
                 tx.execute(
                     "INSERT INTO sms_optouts (phone, opted_out_at, source) VALUES (?,?,?)"
@@ -239,6 +247,22 @@ class Dispatcher:
             _finish_attempt(tx, ident, item.attempt, now, "lost", None, "not at the provider", None)
 
         await self.store.run(back)
+
+    async def _leave_for_lookup(self, item: Claimed) -> None:
+        now = self.clock.now()
+        ident = item.message.outbox_id
+        await self.store.run(
+            lambda tx: _finish_attempt(
+                tx,
+                ident,
+                item.attempt,
+                now,
+                "timeout",
+                "timeout",
+                "no answer in time; to be looked up",
+                None,
+            )  # fmt: skip
+        )
 
     async def _retry_or_fail(self, item: Claimed, exc: TransientSmsError) -> None:
         if item.attempt >= self.config.max_attempts:
@@ -286,3 +310,17 @@ def _finish_attempt(
 def _our_status(provider_status: str) -> str:
     """The provider's first status in our words: handed over is 'sent'."""
     return "delivered" if provider_status == "delivered" else "sent"
+
+
+def apply_early_status(tx: Tx, provider_id: str, now: float) -> None:
+    """A delivery callback that came before we saved the message id is applied now."""
+    rows = tx.execute(
+        "SELECT status, error_code FROM sms_early_status WHERE provider_id=?", (provider_id,)
+    )
+    if rows:
+        tx.execute(
+            "UPDATE sms_outbox SET status=?, error_code=COALESCE(?, error_code), updated_at=?"
+            " WHERE provider_id=?",
+            (rows[0][0], rows[0][1], now, provider_id),
+        )
+        tx.execute("DELETE FROM sms_early_status WHERE provider_id=?", (provider_id,))

@@ -87,6 +87,9 @@ class SmsNotifier:
             moved = Ticket.from_dict(event.payload["to"])
             values = self._values(hall, moved)
             values["ahead"] = self._ahead(tx, hall, moved, event.at)
+            if values["ahead"] <= self.config.near_turn_n:
+                # The transfer message already says how few are ahead: no second notice.
+                self._enqueue(tx, event, moved, "near_turn", values, status="skipped")
         if key == "rate_request":
             token = create_link(tx, ticket.id, event.at)
             values["link"] = f"{self.config.public_url.rstrip('/')}/r/{token}"

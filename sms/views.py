@@ -139,6 +139,13 @@ def forbidden_handler() -> tuple[type[Exception], Any]:
 def _record_status(tx: Tx, sid: str, state: str, code: str | None, now: float) -> None:
     rows = tx.execute("SELECT status FROM sms_outbox WHERE provider_id=?", (sid,))
     if not rows:
+        # The callback beat the dispatcher's own record of the send: keep it for then.
+        tx.execute(
+            "INSERT INTO sms_early_status (provider_id, status, error_code, at) VALUES (?,?,?,?)"
+            " ON CONFLICT (provider_id) DO UPDATE SET status=excluded.status,"
+            " error_code=excluded.error_code, at=excluded.at",
+            (sid, OURS[state], code or None, now),
+        )
         return
     current = rows[0][0]
     if STATUS_RANK.get(state, 0) < STATUS_RANK.get(current, 0):

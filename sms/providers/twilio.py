@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
@@ -47,23 +47,24 @@ class TwilioProvider:
             )
         except TwilioRestException as exc:
             raise _sorted(exc) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
             raise TransientSmsError(f"{type(exc).__name__}: {exc}") from exc
         return Sent(provider_id=created.sid or "", status=str(created.status or "queued"))
 
     async def lookup(self, message: Outgoing) -> Sent | None:
         """A message to the same number with the same body, created since the attempt began."""
+        # Not filtered by date sent: a message still queued at the provider has none yet.
         since = datetime.fromtimestamp(message.attempt_started_at, UTC) - timedelta(minutes=1)
         try:
-            found = await self.client.messages.list_async(
-                to=message.phone, date_sent_after=since, limit=50
-            )
+            found = await self.client.messages.list_async(to=message.phone, limit=50)
         except TwilioRestException as exc:
             raise _sorted(exc) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
             raise TransientSmsError(f"{type(exc).__name__}: {exc}") from exc
         for m in found:
-            if m.body == message.body and m.sid:
+            created = m.date_created
+            recent = created is None or created >= since
+            if m.body == message.body and m.sid and recent:
                 return Sent(provider_id=m.sid, status=str(m.status or "sent"))
         return None
 
