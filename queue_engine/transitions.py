@@ -196,7 +196,7 @@ def no_show(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workst
     """The called citizen did not come (过号)."""
     require_ticket(ticket, (T.CALLED,), "marked no-show")
     require_holder(ticket, ws)
-    t = replace(ticket, state=T.NO_SHOW, ended_at=now, updated_at=now)
+    t = replace(ticket, state=T.NO_SHOW, ended_at=now, updated_at=now, offer_expires_at=None)
     return t, release(ws, now, 0)
 
 
