@@ -55,7 +55,7 @@ async def login(body: LoginIn, ctx: Ctx, request: Request) -> LoginOut:
     """Sign in under a virtual work number; returns a bearer token."""
     hall = body.hall or next(iter(ctx.halls))
     now = ctx.clock.now()
-    ctx.login_limit.hit(f"ip:{request.client.host if request.client else '?'}", now)
+    ctx.login_ip_limit.hit(f"ip:{request.client.host if request.client else '?'}", now)
     ctx.login_limit.hit(f"vn:{body.virtual_number}", now)
     # scrypt takes tens of milliseconds: keep it off the event loop.
     token, who = await asyncio.to_thread(

@@ -34,7 +34,10 @@ class AppContext:
     issue_limit_device: RateLimiter = field(default_factory=lambda: RateLimiter(2.0, 20))
     issue_limit_phone: RateLimiter = field(default_factory=lambda: RateLimiter(1 / 60, 3))
     lookup_limit: RateLimiter = field(default_factory=lambda: RateLimiter(5.0, 30))
+    # Per work number: password guessing. Per client address: looser, since a whole hall's
+    # staff sign in at nine o'clock from behind one address.
     login_limit: RateLimiter = field(default_factory=lambda: RateLimiter(0.2, 10))
+    login_ip_limit: RateLimiter = field(default_factory=lambda: RateLimiter(2.0, 100))
     case_guess_limit: RateLimiter = field(default_factory=lambda: RateLimiter(1 / 60, 5))
     ready: bool = False
     sms: Any = None

@@ -113,13 +113,12 @@ def hotline_router(hotline: Hotline) -> APIRouter:  # noqa: C901 (each route clo
     async def hold(request: Request, form: Signed) -> Response:
         """The hold loop: put through once an agent has the call, else wait and listen for star."""
         v = voice(request)
-        ticket = await _ticket(hotline, request)
+        ticket = await _ticket(hotline, request, touch=form.get("CallSid", ""))
         if ticket is None or ticket.state.is_final:
             return twiml(ivr.goodbye(v))
         if ticket.state == TicketState.SERVING and ticket.workstation:
             return twiml(ivr.connect(v, config.endpoint(ticket.workstation), ticket.id))
         n = int(request.query_params.get("n", "0") or 0)
-        await _touch_call(hotline, form.get("CallSid", ""))
         # The position is worked out only when it is announced: ranking the queue on every
         # hold request would cost the whole hotline for a sentence said once a minute.
         announce = n % ivr.ANNOUNCE_EVERY == ivr.ANNOUNCE_EVERY - 1
@@ -203,14 +202,6 @@ async def _remember_call(hotline: Hotline, form: dict[str, str], direction: str)
     )
 
 
-async def _touch_call(hotline: Hotline, sid: str) -> None:
-    """A hold request shows the caller is still there (the reconciler leaves the call alone)."""
-    now = hotline.rt.engine.clock.now()
-    await hotline.rt.engine.run(
-        lambda tx: tx.execute("UPDATE calls SET updated_at=? WHERE call_sid=?", (now, sid))
-    )
-
-
 async def _link_ticket(hotline: Hotline, sid: str, ticket_id: int, status: str) -> None:
     now = hotline.rt.engine.clock.now()
     await hotline.rt.engine.run(
@@ -221,15 +212,24 @@ async def _link_ticket(hotline: Hotline, sid: str, ticket_id: int, status: str) 
     )
 
 
-async def _ticket(hotline: Hotline, request: Request) -> Ticket | None:
+async def _ticket(hotline: Hotline, request: Request, touch: str | None = None) -> Ticket | None:
+    """The ticket in the query string; with ``touch``, also note (in the same transaction)
+    that the call is alive, so the reconciler leaves it alone."""
     raw = request.query_params.get("ticket", "")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return None
-    try:
-        ticket = await hotline.rt.engine.ticket(int(raw))
-    except QueueError:
+    engine = hotline.rt.engine
+    now = engine.clock.now()
+
+    def read(tx: Tx) -> Ticket | None:
+        if touch:
+            tx.execute("UPDATE calls SET updated_at=? WHERE call_sid=?", (now, touch))
+        return tx.get_ticket(int(raw))
+
+    ticket = await engine.run(read)
+    if ticket is None or ticket.hall != engine.hall.code or ticket.channel == Channel.HALL:
         return None
-    return ticket if ticket.channel != Channel.HALL else None
+    return ticket
 
 
 async def _enqueue(hotline: Hotline, form: dict[str, str], service: str, v: ivr.Voice) -> str:
