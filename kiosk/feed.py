@@ -121,14 +121,23 @@ class FeedHub:
                 if len(missed) < 500:
                     break
             while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if not item.parts or item.parts[0][0] > sent:
-                    yield item.data
-                else:
-                    yield b"".join(data for ident, data in item.parts if ident > sent)
-                if item.parts:
-                    sent = max(sent, item.parts[-1][0])
+                items = [await queue.get()]
+                # Under load several batches wait here: send them as one write.
+                while not queue.empty():
+                    items.append(queue.get_nowait())
+                chunks = []
+                for item in items:
+                    if item is None:
+                        if chunks:
+                            yield b"".join(chunks)
+                        return
+                    if not item.parts or item.parts[0][0] > sent:
+                        chunks.append(item.data)
+                    else:
+                        chunks.extend(data for ident, data in item.parts if ident > sent)
+                    if item.parts:
+                        sent = max(sent, item.parts[-1][0])
+                if chunks:
+                    yield b"".join(chunks)
         finally:
             self._clients.discard(queue)

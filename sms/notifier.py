@@ -154,7 +154,10 @@ class SmsNotifier:
         return datetime.fromtimestamp(at, self._zones[hall.code]).strftime("%H:%M")
 
     def _near_turn(self, tx: Tx, hall: HallConfig, event: Event, service: str) -> None:
-        queue = rank(tx.waiting(hall.code, service), hall, event.at)
+        # Only the front of the queue can be near its turn: read that, not the whole queue.
+        classes = [p.code for p in hall.priority_classes]
+        front = tx.waiting_front(hall.code, service, classes, self.config.near_turn_n + 1)
+        queue = rank(front, hall, event.at)
         for ahead, ticket in enumerate(queue[: self.config.near_turn_n + 1]):
             if ticket.phone and ticket.channel == Channel.HALL:
                 values = self._values(hall, ticket) | {"ahead": ahead}

@@ -67,6 +67,13 @@ class Tx(Protocol):
         """Every waiting ticket of the hall (or of one service)."""
         ...
 
+    def waiting_front(
+        self, hall: str, service: str, classes: Sequence[str], per_class: int
+    ) -> list[Ticket]:
+        """The first ``per_class`` waiting tickets of each class of a service (by queue time),
+        plus any targeted or appointment tickets: the front of its queue in any routing order."""
+        ...
+
     def count_staffed(self, hall: str, kind: str, vns: Sequence[str]) -> int:
         """How many of ``vns`` are signed in at a seat of ``kind``."""
         ...

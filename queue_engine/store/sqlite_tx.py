@@ -169,6 +169,26 @@ class SQLiteTx:
             seen[r[0]] = ticket_from_row(r)
         return list(seen.values())
 
+    def waiting_front(
+        self, hall: str, service: str, classes: Sequence[str], per_class: int
+    ) -> list[Ticket]:
+        seen: dict[int, Ticket] = {}
+        for pclass in classes:
+            for r in self._all(
+                f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
+                " AND service=? AND priority=? AND target_workstation IS NULL"
+                " ORDER BY queued_at, id LIMIT ?",
+                (hall, service, pclass, per_class),
+            ):
+                seen[r[0]] = ticket_from_row(r)
+        for r in self._all(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting' AND service=?"
+            " AND (target_workstation IS NOT NULL OR appointment_at IS NOT NULL)",
+            (hall, service),
+        ):
+            seen[r[0]] = ticket_from_row(r)
+        return list(seen.values())
+
     def count_staffed(self, hall: str, kind: str, vns: Sequence[str]) -> int:
         if not vns:
             return 0
