@@ -104,14 +104,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    app.include_router(api_router)
-    app.include_router(records_router)
-    app.include_router(webhook_router(sms, wiring))
-    app.include_router(hotline_api_router)
+    # Routes are matched in order: health checks and the provider's webhooks, which must
+    # answer fastest and arrive most often while calls hold, come first.
+    _health(app, ctx)
     if hotline is not None:
         app.include_router(hotline_router(hotline))
+    app.include_router(webhook_router(sms, wiring))
+    app.include_router(api_router)
+    app.include_router(records_router)
+    app.include_router(hotline_api_router)
     app.add_exception_handler(*forbidden_handler())
-    _health(app, ctx)
     _errors(app)
     demo = bool(settings.raw.get("demo", {}).get("show_device_tokens", False))
     links = [
