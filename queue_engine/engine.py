@@ -23,6 +23,7 @@ from .clock import Clock
 from .errors import (
     DailyLimitReachedError,
     HallClosedError,
+    HeldTicketsError,
     InvalidRequestError,
     NoTicketError,
     SkillMissingError,
@@ -428,8 +429,19 @@ class Engine:
         return await self.store.run(sign_in)
 
     async def sign_out(self, vn: str) -> Workstation:
-        """A staffer signs out (no ticket in hand)."""
-        return await self._ws_change(vn, "workstation.signed_out", tr.sign_out)
+        """A staffer signs out (no ticket in hand, none on hold: a held citizen would be
+        stranded with nobody to resume them)."""
+        now = self.clock.now()
+
+        def sign_out(tx: Tx) -> Workstation:
+            held = [t for t in tx.tickets_in(self.hall.code, [T.HELD.value]) if t.workstation == vn]
+            if held:
+                raise HeldTicketsError(virtual_number=vn, numbers="、".join(t.number for t in held))
+            w = tr.sign_out(self._workstation(tx, vn), now)
+            self._save(tx, "workstation.signed_out", None, w)
+            return w
+
+        return await self.store.run(sign_out)
 
     async def pause(self, vn: str, reason: str) -> Workstation:
         """Pause with a reason: break, meeting, back office, stepped away."""

@@ -106,6 +106,13 @@ class AlreadySignedInError(WorkstationStateError):
     zh = "工号{virtual_number}已在{window}号窗口登录"
 
 
+class HeldTicketsError(WorkstationStateError):
+    """Work number {virtual_number} still has tickets on hold ({numbers}); resume or transfer them first."""
+
+    code = "tickets_on_hold"
+    zh = "工号{virtual_number}仍有挂起的号票（{numbers}），请先恢复办理或转移"
+
+
 class WindowTakenError(ConflictError):
     """Window {window} is already taken by work number {virtual_number}."""
 

@@ -13,6 +13,7 @@ from queue_engine.errors import (
     AlreadySignedInError,
     DailyLimitReachedError,
     HallClosedError,
+    HeldTicketsError,
     IllegalTransitionError,
     InvalidRequestError,
     NoTicketError,
@@ -1091,3 +1092,18 @@ async def test_without_hours_nothing_expires_during_the_day(
     await engine.take_ticket("biz")
     clock.advance(TO_MIDNIGHT - 1)
     assert await engine.tick() == []
+
+
+async def test_sign_out_with_a_ticket_on_hold_is_refused(engine: Engine) -> None:
+    await engine.sign_in("W0001", "1")
+    t = (await engine.take_ticket("biz")).ticket
+    await engine.call_next("W0001")
+    await engine.start_service("W0001")
+    await engine.hold("W0001")
+    with pytest.raises(HeldTicketsError) as err:
+        await engine.sign_out("W0001")
+    assert t.number in err.value.message_en and t.number in err.value.message_zh
+    assert (await engine.workstation("W0001")).state == WorkstationState.AVAILABLE
+    await engine.resume("W0001", t.id)
+    await engine.complete("W0001")
+    assert (await engine.sign_out("W0001")).state == WorkstationState.OFFLINE

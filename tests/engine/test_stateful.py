@@ -422,7 +422,8 @@ class QueueMachine(RuleBasedStateMachine):
         self.expected_events += ok
 
     def do_sign_out(self, before: Snapshot, vn: str) -> None:
-        expect = before.workstations[vn].state in (W.AVAILABLE, W.PAUSED, W.WRAP_UP)
+        holding = any(t.state == T.HELD and t.workstation == vn for t in before.tickets.values())
+        expect = before.workstations[vn].state in (W.AVAILABLE, W.PAUSED, W.WRAP_UP) and not holding
         ok, _ = self.attempt(lambda: self.eng.sign_out(vn), before, expect)
         self.expected_events += ok
 
