@@ -39,10 +39,6 @@ router = APIRouter(prefix="/api", responses=ERRORS)
 
 def ticket_response(runtime: HallRuntime, t: Ticket, **kw: Any) -> TicketOut:
     """A ticket as the API returns it (service names, masked phone)."""
-    return _out(runtime, t, **kw)
-
-
-def _out(runtime: HallRuntime, t: Ticket, **kw: Any) -> TicketOut:
     svc = runtime.engine.hall.service(t.service)
     return ticket_out(
         t, svc.name_zh if svc else t.service, svc.name_en if svc else t.service,
@@ -108,7 +104,7 @@ async def take_ticket(body: TicketIn, runtime: Hall, who: Issuer, ctx: Ctx) -> T
     issued = await runtime.engine.take_ticket(
         body.service, channel=Channel.HALL, priority=body.priority, phone=phone
     )
-    return _out(runtime, issued.ticket, est=issued.estimate, with_token=True)
+    return ticket_response(runtime, issued.ticket, est=issued.estimate, with_token=True)
 
 
 @router.get("/tickets/{token}", tags=["tickets"])
@@ -120,7 +116,7 @@ async def ticket_status(token: str, request: Request, ctx: Ctx) -> TicketOut:
         ticket = await runtime.engine.ticket_by_token(token) if len(token) <= 64 else None
         if ticket is not None:
             est = await runtime.engine.wait_estimate(ticket.id)
-            return _out(runtime, ticket, est=est)
+            return ticket_response(runtime, ticket, est=est)
     raise TicketNotFoundError(ticket="")
 
 
@@ -134,11 +130,13 @@ async def _workstation(
     staff = engine.hall.staffer(w.virtual_number)
     if ticket is None and w.ticket_id:
         ticket = await engine.ticket(w.ticket_id)
-    held = [_out(runtime, t) for t in runtime.view.held.get(w.virtual_number, {}).values()]
+    held = [
+        ticket_response(runtime, t) for t in runtime.view.held.get(w.virtual_number, {}).values()
+    ]
     skills = dict(staff.skills) if staff else {}
     waiting = {s: runtime.view.waiting_count(s) for s in skills}
     return workstation_out(
-        w, staff.name if staff else "", ticket=_out(runtime, ticket) if ticket else None,
+        w, staff.name if staff else "", ticket=ticket_response(runtime, ticket) if ticket else None,
         held=held, skills=skills, waiting=waiting,
     )  # fmt: skip
 
@@ -183,46 +181,36 @@ async def _after(runtime: HallRuntime, vn: str) -> WorkstationOut:
     return await _workstation(runtime, *await runtime.engine.desk(vn))
 
 
-@router.post("/halls/{hall}/workstations/{vn}/call-next", tags=["workstations"])
-async def call_next(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
-    """Call the next ticket the routing policy picks (ticket is null if nobody waits)."""
-    await runtime.engine.call_next(vn)
-    return await _after(runtime, vn)
+# The workstation's one-word actions: each calls one engine verb for the signed-in number
+# and answers with the workstation as it is after it.
+DESK_ACTIONS = (
+    ("call-next", "call_next", "workstations",
+     "Call the next ticket the routing policy picks (ticket is null if nobody waits)."),
+    ("recall", "recall", "workstations",
+     "Call the current ticket again; past the configured recalls it becomes a no-show."),
+    ("start", "start_service", "workstations", "The called citizen has arrived: start the service."),
+    ("complete", "complete", "workstations", "Finish the service."),
+    ("no-show", "mark_no_show", "workstations", "The called citizen did not come (过号)."),
+    ("hold", "hold", "workstations",
+     "Suspend the current service (挂起) while the citizen fetches a document."),
+    ("accept", "accept", "hotline", "Accept the call offered to this hotline seat."),
+    ("reject", "reject", "hotline",
+     "Reject the offered call; it goes to the next agent, keeping its place."),
+)  # fmt: skip
 
 
-@router.post("/halls/{hall}/workstations/{vn}/recall", tags=["workstations"])
-async def recall(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
-    """Call the current ticket again; past the configured recalls it becomes a no-show."""
-    await runtime.engine.recall(vn)
-    return await _after(runtime, vn)
+def _desk_action(path: str, verb: str, tag: str, doc: str) -> None:
+    async def action(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
+        await getattr(runtime.engine, verb)(vn)
+        return await _after(runtime, vn)
+
+    action.__name__ = action.__qualname__ = verb
+    action.__doc__ = doc
+    router.post(f"/halls/{{hall}}/workstations/{{vn}}/{path}", tags=[tag])(action)
 
 
-@router.post("/halls/{hall}/workstations/{vn}/start", tags=["workstations"])
-async def start(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
-    """The called citizen has arrived: start the service."""
-    await runtime.engine.start_service(vn)
-    return await _after(runtime, vn)
-
-
-@router.post("/halls/{hall}/workstations/{vn}/complete", tags=["workstations"])
-async def complete(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
-    """Finish the service."""
-    await runtime.engine.complete(vn)
-    return await _after(runtime, vn)
-
-
-@router.post("/halls/{hall}/workstations/{vn}/no-show", tags=["workstations"])
-async def no_show(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
-    """The called citizen did not come (过号)."""
-    await runtime.engine.mark_no_show(vn)
-    return await _after(runtime, vn)
-
-
-@router.post("/halls/{hall}/workstations/{vn}/hold", tags=["workstations"])
-async def hold(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
-    """Suspend the current service (挂起) while the citizen fetches a document."""
-    await runtime.engine.hold(vn)
-    return await _after(runtime, vn)
+for _spec in DESK_ACTIONS:
+    _desk_action(*_spec)
 
 
 @router.post("/halls/{hall}/workstations/{vn}/resume-ticket", tags=["workstations"])
@@ -243,20 +231,6 @@ async def transfer(vn: str, body: TransferIn, runtime: Hall, _: Acting) -> Works
         ticket_id, to_service=body.to_service, to_workstation=body.to_workstation, by=vn,
         position=TransferPosition(body.position) if body.position else None,
     )  # fmt: skip
-    return await _after(runtime, vn)
-
-
-@router.post("/halls/{hall}/workstations/{vn}/accept", tags=["hotline"])
-async def accept(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
-    """Accept the call offered to this hotline seat."""
-    await runtime.engine.accept(vn)
-    return await _after(runtime, vn)
-
-
-@router.post("/halls/{hall}/workstations/{vn}/reject", tags=["hotline"])
-async def reject(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
-    """Reject the offered call; it goes to the next agent, keeping its place."""
-    await runtime.engine.reject(vn)
     return await _after(runtime, vn)
 
 
