@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 
+from kiosk.feed import FeedResponse
 from queue_engine import Channel, Ticket, TicketState, TransferPosition, Workstation
 from queue_engine.errors import NoTicketError, TicketNotFoundError, UnknownWindowError
 from queue_engine.masking import mask_phone
@@ -277,15 +277,11 @@ def hall_stats(runtime: HallRuntime) -> dict[str, Any]:
     }
 
 
-@router.get("/halls/{hall}/feed", tags=["screens"], response_class=StreamingResponse)
-async def feed(request: Request, runtime: Hall, _: HallMember) -> StreamingResponse:
+@router.get("/halls/{hall}/feed", tags=["screens"], response_class=FeedResponse)
+async def feed(request: Request, runtime: Hall, _: HallMember) -> FeedResponse:
     """Every event of the hall as Server-Sent Events; reconnect with Last-Event-ID to resume."""
     last = request.headers.get("last-event-id") or request.query_params.get("last_id") or ""
     end = runtime.view.last_event_id
     # An id past the log's end (a screen that saw another database) starts at the end.
     last_id = min(int(last), end) if last.isascii() and last.isdigit() and len(last) < 19 else end
-    return StreamingResponse(
-        runtime.hub.stream(last_id),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return FeedResponse(runtime.hub, last_id)

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kiosk.devices import MqttConfig
+from kiosk.feed import RAW_SEND
 from kiosk.views import DeviceLink, mount_pages
 from queue_engine import Bus, Clock, QueueError, ReaderRunner, Store, SystemClock, open_store
 from sms.dispatcher import Dispatcher
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
                 yield
             finally:
                 ctx.ready = False
+                runtime.hub.close()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -121,7 +123,29 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
         for d in ctx.authority.devices.values()
     ]
     mount_pages(app, settings.hall, links)
+    _expose_raw_send(app)
     return app
+
+
+def _expose_raw_send(app: FastAPI) -> None:
+    """Hand the live feed the server's own ``send``, outside every middleware wrapper.
+
+    The feed writes each batch to 200 screens; through the middlewares' ``send`` wrappers
+    that was most of its cost. Nothing else uses it.
+    """
+    build = app.build_middleware_stack
+
+    def build_with_edge() -> Any:
+        inner = build()
+
+        async def edge(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].endswith("/feed"):
+                scope[RAW_SEND] = send
+            await inner(scope, receive, send)
+
+        return edge
+
+    app.build_middleware_stack = build_with_edge  # type: ignore[method-assign]
 
 
 def _connector(

@@ -129,15 +129,18 @@ async def feed(
             await stream.close()
 
 
-@pytest.fixture
-async def live(settings: Settings, fake_clock: FakeClock) -> AsyncIterator[Live]:
+@pytest.fixture(params=["h11", "httptools"])
+async def live(
+    settings: Settings, fake_clock: FakeClock, request: pytest.FixtureRequest
+) -> AsyncIterator[Live]:
+    """The app under uvicorn; with httptools the hub writes chunks to the socket itself."""
     app = create_app(settings, clock=fake_clock, tick_s=3600)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, lifespan="on", log_level="warning", ws="none", http="h11",
+        app, lifespan="on", log_level="warning", ws="none", http=request.param,
         timeout_graceful_shutdown=2,
     )  # fmt: skip
     server = uvicorn.Server(config)
