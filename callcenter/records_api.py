@@ -198,7 +198,7 @@ async def cancel_booking(
     ctx.lookup_limit.hit(f"cancel:{_client(request)}", ctx.clock.now())
     by = None
     if request.headers.get("authorization"):
-        who = await principal(request, ctx)
+        who = await principal(request)
         if who.is_device:
             raise ForbiddenError(
                 reason="devices cannot cancel bookings", reason_zh="设备不能取消预约"
