@@ -181,10 +181,14 @@ class SQLiteTx:
                 (hall, service, pclass, per_class),
             ):
                 seen[r[0]] = ticket_from_row(r)
+        # The partial indexes hold only the few targeted and booked waiting tickets; without
+        # INDEXED BY the planner walks every waiting ticket of the service instead.
         for r in self._all(
-            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting' AND service=?"
-            " AND (target_workstation IS NOT NULL OR appointment_at IS NOT NULL)",
-            (hall, service),
+            f"SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_targeted WHERE hall=?"
+            " AND state='waiting' AND target_workstation IS NOT NULL AND service=?"
+            f" UNION ALL SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_appointed"
+            " WHERE hall=? AND state='waiting' AND appointment_at IS NOT NULL AND service=?",
+            (hall, service, hall, service),
         ):
             seen[r[0]] = ticket_from_row(r)
         return list(seen.values())
