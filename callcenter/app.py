@@ -27,6 +27,7 @@ from .deps import AppContext
 from .hotline.api import router as hotline_api_router
 from .hotline.config import hotline_config
 from .hotline.connector import Connector
+from .hotline.fastpath import VoiceFastPath
 from .hotline.views import Hotline, hotline_router
 from .mqtt_settings import mqtt_config
 from .records_api import router as records_router
@@ -111,6 +112,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
     _health(app, ctx)
     if hotline is not None:
         app.include_router(hotline_router(hotline))
+        # The hold loop's signed webhooks skip FastAPI's routing and dependencies (the routes
+        # above stay for the OpenAPI document and whatever the lean path leaves to them).
+        app.add_middleware(VoiceFastPath, hotline=hotline)
     app.include_router(webhook_router(sms, wiring))
     app.include_router(api_router)
     app.include_router(records_router)

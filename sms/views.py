@@ -126,7 +126,8 @@ def forbidden_handler() -> tuple[type[Exception], Any]:
     """The exception handler the app installs for unsigned webhooks."""
 
     async def handle(request: Request, exc: Exception) -> Response:
-        log.warning("rejected an unsigned or wrongly signed webhook to %s", request.url.path)
+        # The scope's path, not request.url: that decodes the query, which may not be UTF-8.
+        log.warning("rejected an unsigned or wrongly signed webhook to %s", request.scope["path"])
         body = json.dumps({"error": {
             "code": "bad_signature", "message_zh": "请求签名无效",
             "message_en": "invalid or missing request signature", "details": None,

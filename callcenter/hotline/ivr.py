@@ -6,6 +6,8 @@ prompt and branch is tested without a server.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -14,6 +16,8 @@ from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 from queue_engine import WaitEstimate
 
 from .config import HotlineConfig
+
+log = logging.getLogger(__name__)
 
 # A hold loop lasts about a quarter of hold_announce_s; every fourth one announces.
 ANNOUNCE_EVERY = 4
@@ -150,7 +154,17 @@ def hold(voice: Voice, ticket_id: int, estimate: WaitEstimate | None, n: int = 0
     """Hold audio (or silence) that listens for star; the position and wait now and then.
 
     ``n`` counts the loops so far; every ANNOUNCE_EVERY-th one carries the estimate.
+    The TwiML is :func:`build_hold`'s, byte for byte: the library builds it once per voice
+    (and with or without the position), and each call fills in its numbers.
     """
+    if estimate is None:
+        return _hold_shape(voice, False)(int(ticket_id), int(n) + 1)
+    minutes = max(1, round(estimate.minutes))
+    return _hold_shape(voice, True)(int(ticket_id), int(n) + 1, int(estimate.ahead), minutes)
+
+
+def build_hold(voice: Voice, ticket_id: int, estimate: WaitEstimate | None, n: int = 0) -> str:
+    """:func:`hold`'s TwiML, built by the twilio library on every call."""
     r = VoiceResponse()
     g = Gather(num_digits=1, action=url("hold-key", ticket=ticket_id, lang=voice.lang), method="POST",
                timeout=1, finish_on_key="")  # fmt: skip
@@ -163,6 +177,54 @@ def hold(voice: Voice, ticket_id: int, estimate: WaitEstimate | None, n: int = 0
     r.append(g)
     r.redirect(url("hold", ticket=ticket_id, lang=voice.lang, n=n + 1), method="POST")
     return str(r)
+
+
+# --- TwiML built once, its numbers filled in per call ----------------------------------------
+
+# Numbers no prompt or setting is expected to contain: the library builds the TwiML with one
+# set in the holes, the holes are cut out, and the other set checks the cut (see _shape).
+_PROBE = (918_273_645_011, 918_273_645_029, 918_273_645_037, 918_273_645_043)
+_CHECK = (564_738_291_013, 564_738_291_031, 564_738_291_041, 564_738_291_059)
+_SHAPES: dict[tuple[str, int, bool], tuple[HotlineConfig, Callable[..., str]]] = {}
+
+
+def _hold_shape(voice: Voice, announce: bool) -> Callable[..., str]:
+    """:func:`build_hold`'s TwiML over (ticket id, next n[, ahead, minutes]), filled into
+    its shape; one shape per language, config (by identity: it holds dicts) and kind."""
+    key = (voice.lang, id(voice.config), announce)
+    hit = _SHAPES.get(key)
+    if hit is not None and hit[0] is voice.config:
+        return hit[1]
+
+    def build(ticket_id: int, n_next: int, ahead: int = 0, minutes: int = 0) -> str:
+        estimate = WaitEstimate(ahead=ahead, minutes=minutes, staffed=1) if announce else None
+        return build_hold(voice, ticket_id, estimate, n_next - 1)
+
+    shape = _shape(build, 4 if announce else 2)
+    if len(_SHAPES) >= 64:  # configs come and go only in tests; keep the table small
+        _SHAPES.clear()
+    _SHAPES[key] = (voice.config, shape)
+    return shape
+
+
+def _shape(build: Callable[..., str], holes: int) -> Callable[..., str]:
+    """``build`` as a format string's ``format``, whose fields are its ``holes`` integers.
+
+    The integers' decimal digits pass through the TwiML unchanged (no XML or URL escaping
+    touches digits), so cutting the probe numbers out of the built text leaves the shape.
+    The shape is trusted only if, filled with other numbers, it equals the library's own
+    text for them; otherwise (a probe number also occurs in a prompt or a setting) the
+    text is built afresh on every call.
+    """
+    probe, check = _PROBE[:holes], _CHECK[:holes]
+    text = build(*probe)
+    shape = text.replace("{", "{{").replace("}", "}}")
+    for i, number in enumerate(probe):
+        shape = shape.replace(str(number), f"{{{i}}}")
+    if shape.format(*check) == build(*check):
+        return shape.format
+    log.warning("the hold TwiML could not be cut into a shape: it is built on every call")
+    return build
 
 
 def night(voice: Voice, ticket_id: int) -> str:

@@ -4,17 +4,27 @@ Every request is checked against its signature first (403 otherwise). Each
 handler does only quick work (a ticket, a row) and answers at once; the
 REST calls that put a caller through to an agent or dial a call-back run in
 the connector's background task, well inside the provider's 15-second budget.
+
+Each webhook is one plain function over the parsed query and form, answering
+``(status, TwiML)``. Two doors lead to it: the FastAPI routes (documented in
+the OpenAPI schema, and taken by any request the lean path leaves alone) and
+the lean ASGI path in :mod:`.fastpath`, which the hold loop's many requests
+take past FastAPI's middleware, routing and dependencies.
 """
 
 # No `from __future__ import annotations` here: the routes' Annotated dependency aliases
 # are local to the router factory and FastAPI must see them as objects, not strings.
 
+import hmac
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from functools import cached_property
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.types import Scope
 from twilio.request_validator import RequestValidator
 
 from queue_engine import Channel, QueueError, Ticket, TicketState, Tx
@@ -29,6 +39,11 @@ from .config import HotlineConfig
 log = logging.getLogger(__name__)
 FINAL_CALL = {"completed", "busy", "failed", "no-answer", "canceled"}
 TWIML = "application/xml"
+
+Query = Mapping[str, str]
+Form = Mapping[str, str]
+Answer = tuple[int, str]  # the HTTP status and the TwiML ("" with 204)
+Webhook = Callable[["Hotline", Query, Form], Awaitable[Answer]]
 
 
 @dataclass
@@ -45,138 +60,198 @@ class Hotline:
         assert self.runtime is not None
         return self.runtime
 
+    @cached_property
+    def signature(self) -> "Signature":
+        """The check of the provider's X-Twilio-Signature, shared by both doors."""
+        token = self.config.twilio.auth_token if self.config.twilio else None
+        return Signature(token, self.config.public_url)
 
-def hotline_router(hotline: Hotline) -> APIRouter:  # noqa: C901 (each route closure counts)
-    """The /voice/* webhooks of one process."""
+
+class _Params(dict[str, str]):
+    """The form as the twilio library reads it: ``getall`` spares it two AttributeErrors
+    per parameter (it tries a MultiDict's ``getall``, then a QueryDict's ``getlist``)."""
+
+    def getall(self, name: str) -> list[str]:
+        return [self[name]]
+
+
+class Signature:
+    """X-Twilio-Signature: HMAC-SHA1 with the auth token over the URL the provider called
+    (with its query) and the sorted POST parameters, computed by the twilio library.
+
+    The configured public URL is tried first, as one signature compared in constant time;
+    only when that fails are the other URLs the provider may have signed tried (as a proxy
+    forwarded it, from X-Forwarded-Proto/X-Forwarded-Host/Host, each with and without
+    the port), exactly as ``sms.views.public_url`` and ``RequestValidator.validate`` do."""
+
+    def __init__(self, token: str | None, configured: str | None) -> None:
+        self.validator = RequestValidator(token) if token else None
+        self.configured = configured
+        self.base = configured.rstrip("/") if configured else None
+
+    def valid(self, scope: Scope, form: Form, signature: str) -> bool:
+        """Whether ``signature`` signs this request (its scope) and its parsed ``form``."""
+        if self.validator is None or not signature:
+            return False
+        params = form if isinstance(form, _Params) else _Params(form)
+        if self.base is not None:
+            try:
+                query = scope["query_string"].decode()
+            except UnicodeDecodeError:
+                return False  # no URL the provider signs carries raw non-UTF-8 bytes
+            url = self.base + scope["path"] + (f"?{query}" if query else "")
+            expected = self.validator.compute_signature(url, params)
+            if hmac.compare_digest(expected.encode(), signature.encode()):
+                return True
+        urls = public_url(Request(scope), self.configured)
+        return any(self.validator.validate(u, params, signature) for u in urls)
+
+
+# --- the webhooks ----------------------------------------------------------------------------
+
+
+def _voice(hotline: Hotline, query: Query) -> ivr.Voice:
+    return ivr.Voice("en" if query.get("lang") == "en" else "zh", hotline.config)
+
+
+def _ok(text: str) -> Answer:
+    return 200, text
+
+
+async def incoming(hotline: Hotline, query: Query, form: Form) -> Answer:
+    """A call arrives (or returns to the menu): greet and offer the menu."""
+    attempt = int(query.get("attempt", "0") or 0)
+    await _remember_call(hotline, form, "inbound")
+    return _ok(ivr.greeting(_voice(hotline, query), attempt))
+
+
+async def menu(hotline: Hotline, query: Query, form: Form) -> Answer:
+    """A key in the main menu; invalid or no input repeats once, then goes to an agent."""
     config = hotline.config
-    token = config.twilio.auth_token if config.twilio else None
-    validator = RequestValidator(token) if token else None
+    v = _voice(hotline, query)
+    attempt = int(query.get("attempt", "0") or 0)
+    digits = form.get("Digits", query.get("Digits", ""))
+    choice = ivr.menu_choice(digits)
+    if choice == "english":
+        return _ok(ivr.greeting(ivr.Voice("en", config), 0))
+    if choice == "case":
+        return _ok(ivr.case_prompt(v))
+    if choice == "invalid" and attempt < 1:
+        return _ok(ivr.invalid_then_menu(v, attempt + 1))
+    service = config.services.get("appointment" if choice == "appointment" else "agent", "")
+    return _ok(await _enqueue(hotline, form, service, v))
+
+
+async def case(hotline: Hotline, query: Query, form: Form) -> Answer:
+    """Speak a case's status back, if it belongs to the caller."""
+    v = _voice(hotline, query)
+    found = await _case_for_caller(hotline, form.get("Digits", ""), _phone(form.get("From", "")))
+    if found is None:
+        return _ok(ivr.spoken_then_menu(v, "case_not_found"))
+    number, status, promised = found
+    return _ok(ivr.spoken_then_menu(v, "case_status", number=number, status=status,
+                                    status_en=status, promised=promised))  # fmt: skip
+
+
+async def hold(hotline: Hotline, query: Query, form: Form) -> Answer:
+    """The hold loop: put through once an agent has the call, else wait and listen for star."""
+    v = _voice(hotline, query)
+    ticket = await _ticket(hotline, query, touch=form.get("CallSid", ""))
+    if ticket is None or ticket.state.is_final:
+        return _ok(ivr.goodbye(v))
+    if ticket.state == TicketState.SERVING and ticket.workstation:
+        return _ok(ivr.connect(v, hotline.config.endpoint(ticket.workstation), ticket.id))
+    n = int(query.get("n", "0") or 0)
+    # The position is worked out only when it is announced: ranking the queue on every
+    # hold request would cost the whole hotline for a sentence said once a minute.
+    announce = n % ivr.ANNOUNCE_EVERY == ivr.ANNOUNCE_EVERY - 1
+    est = None
+    if announce and ticket.state == TicketState.WAITING:
+        est = await hotline.rt.engine.wait_estimate(ticket.id)
+    return _ok(ivr.hold(v, ticket.id, est, n))
+
+
+async def hold_key(hotline: Hotline, query: Query, form: Form) -> Answer:
+    """Star (or 1 at night) leaves a call-back that keeps the caller's place."""
+    v = _voice(hotline, query)
+    ticket = await _ticket(hotline, query)
+    key = form.get("Digits", "")
+    wants = key == "*" or (query.get("night") and key == "1")
+    if ticket is None or not wants:
+        if query.get("night"):
+            return _ok(ivr.goodbye(v))
+        return _ok(ivr.hold(v, ticket.id if ticket else 0, None))
+    try:
+        moved = await hotline.rt.engine.request_callback(ticket.id)
+    except QueueError:
+        return _ok(ivr.goodbye(v))
+    await _link_ticket(hotline, form.get("CallSid", ""), moved.id, "callback_requested")
+    return _ok(ivr.callback_registered(v, mask_phone(moved.phone)))
+
+
+async def connect(hotline: Hotline, query: Query, form: Form) -> Answer:
+    """Where the connector redirects a caller once an agent accepted."""
+    v = _voice(hotline, query)
+    ticket = await _ticket(hotline, query)
+    if ticket is None or ticket.workstation is None or ticket.state != TicketState.SERVING:
+        return _ok(ivr.hold(v, ticket.id if ticket else 0, None))
+    return _ok(ivr.connect(v, hotline.config.endpoint(ticket.workstation), ticket.id))
+
+
+async def callback_connect(hotline: Hotline, query: Query, form: Form) -> Answer:
+    """The citizen answered our call-back: put them through to the agent."""
+    v = _voice(hotline, query)
+    ticket = await _ticket(hotline, query)
+    if ticket is None or ticket.workstation is None:
+        return _ok(ivr.goodbye(v))
+    endpoint = hotline.config.endpoint(ticket.workstation)
+    return _ok(ivr.connect(v, endpoint, ticket.id, "callback_greeting"))
+
+
+async def dial_done(hotline: Hotline, query: Query, form: Form) -> Answer:
+    """The agent leg ended; the conversation is over."""
+    return _ok(ivr.goodbye(_voice(hotline, query)))
+
+
+async def status(hotline: Hotline, query: Query, form: Form) -> Answer:
+    """Call progress: a caller who hangs up while waiting is abandoned; a finished call is
+    completed (the agent goes to wrap-up); an unanswered call-back is retried."""
+    await settle_call(hotline, form.get("CallSid", ""), form.get("CallStatus", ""))
+    return 204, ""
+
+
+# Each webhook by its path under /voice/ (both doors serve exactly these).
+WEBHOOKS: dict[str, Webhook] = {
+    "incoming": incoming, "menu": menu, "case": case, "hold": hold, "hold-key": hold_key,
+    "connect": connect, "callback-connect": callback_connect, "dial-done": dial_done,
+    "status": status,
+}  # fmt: skip
+
+
+def hotline_router(hotline: Hotline) -> APIRouter:
+    """The /voice/* webhooks of one process, as documented FastAPI routes over WEBHOOKS."""
+    signature = hotline.signature
 
     async def signed(request: Request) -> dict[str, str]:
-        form = {k: str(v) for k, v in (await request.form()).items()}
-        signature = request.headers.get("x-twilio-signature", "")
-        urls = public_url(request, config.public_url)
-        if (
-            validator is None
-            or not signature
-            or not any(validator.validate(u, form, signature) for u in urls)
-        ):
+        form = _Params((k, str(v)) for k, v in (await request.form()).items())
+        if not signature.valid(request.scope, form, request.headers.get("x-twilio-signature", "")):
             raise forbidden_exception()
         return form
 
     Signed = Annotated[dict[str, str], Depends(signed)]
+
+    def route(webhook: Webhook) -> Callable[..., Awaitable[Response]]:
+        async def endpoint(request: Request, form: Signed) -> Response:
+            code, text = await webhook(hotline, request.query_params, form)
+            return Response(text or None, status_code=code, media_type=TWIML if text else None)
+
+        return endpoint
+
     router = APIRouter(prefix="/voice", tags=["hotline webhooks"], responses=SIGNED_RESPONSES)
-
-    def voice(request: Request) -> ivr.Voice:
-        return ivr.Voice("en" if request.query_params.get("lang") == "en" else "zh", config)
-
-    def twiml(text: str) -> Response:
-        return Response(text, media_type=TWIML)
-
-    @router.post("/incoming")
-    async def incoming(request: Request, form: Signed) -> Response:
-        """A call arrives (or returns to the menu): greet and offer the menu."""
-        attempt = int(request.query_params.get("attempt", "0") or 0)
-        await _remember_call(hotline, form, "inbound")
-        return twiml(ivr.greeting(voice(request), attempt))
-
-    @router.post("/menu")
-    async def menu(request: Request, form: Signed) -> Response:
-        """A key in the main menu; invalid or no input repeats once, then goes to an agent."""
-        v = voice(request)
-        attempt = int(request.query_params.get("attempt", "0") or 0)
-        digits = form.get("Digits", request.query_params.get("Digits", ""))
-        choice = ivr.menu_choice(digits)
-        if choice == "english":
-            return twiml(ivr.greeting(ivr.Voice("en", config), 0))
-        if choice == "case":
-            return twiml(ivr.case_prompt(v))
-        if choice == "invalid" and attempt < 1:
-            return twiml(ivr.invalid_then_menu(v, attempt + 1))
-        service = config.services.get("appointment" if choice == "appointment" else "agent", "")
-        return twiml(await _enqueue(hotline, form, service, v))
-
-    @router.post("/case")
-    async def case(request: Request, form: Signed) -> Response:
-        """Speak a case's status back, if it belongs to the caller."""
-        v = voice(request)
-        found = await _case_for_caller(
-            hotline, form.get("Digits", ""), _phone(form.get("From", ""))
-        )
-        if found is None:
-            return twiml(ivr.spoken_then_menu(v, "case_not_found"))
-        number, status, promised = found
-        return twiml(ivr.spoken_then_menu(v, "case_status", number=number, status=status,
-                                          status_en=status, promised=promised))  # fmt: skip
-
-    @router.post("/hold")
-    async def hold(request: Request, form: Signed) -> Response:
-        """The hold loop: put through once an agent has the call, else wait and listen for star."""
-        v = voice(request)
-        ticket = await _ticket(hotline, request, touch=form.get("CallSid", ""))
-        if ticket is None or ticket.state.is_final:
-            return twiml(ivr.goodbye(v))
-        if ticket.state == TicketState.SERVING and ticket.workstation:
-            return twiml(ivr.connect(v, config.endpoint(ticket.workstation), ticket.id))
-        n = int(request.query_params.get("n", "0") or 0)
-        # The position is worked out only when it is announced: ranking the queue on every
-        # hold request would cost the whole hotline for a sentence said once a minute.
-        announce = n % ivr.ANNOUNCE_EVERY == ivr.ANNOUNCE_EVERY - 1
-        est = None
-        if announce and ticket.state == TicketState.WAITING:
-            est = await hotline.rt.engine.wait_estimate(ticket.id)
-        return twiml(ivr.hold(v, ticket.id, est, n))
-
-    @router.post("/hold-key")
-    async def hold_key(request: Request, form: Signed) -> Response:
-        """Star (or 1 at night) leaves a call-back that keeps the caller's place."""
-        v = voice(request)
-        ticket = await _ticket(hotline, request)
-        key = form.get("Digits", "")
-        wants = key == "*" or (request.query_params.get("night") and key == "1")
-        if ticket is None or not wants:
-            if request.query_params.get("night"):
-                return twiml(ivr.goodbye(v))
-            return twiml(ivr.hold(v, ticket.id if ticket else 0, None))
-        try:
-            moved = await hotline.rt.engine.request_callback(ticket.id)
-        except QueueError:
-            return twiml(ivr.goodbye(v))
-        await _link_ticket(hotline, form.get("CallSid", ""), moved.id, "callback_requested")
-        return twiml(ivr.callback_registered(v, mask_phone(moved.phone)))
-
-    @router.post("/connect")
-    async def connect(request: Request, form: Signed) -> Response:
-        """Where the connector redirects a caller once an agent accepted."""
-        v = voice(request)
-        ticket = await _ticket(hotline, request)
-        if ticket is None or ticket.workstation is None or ticket.state != TicketState.SERVING:
-            return twiml(ivr.hold(v, ticket.id if ticket else 0, None))
-        return twiml(ivr.connect(v, config.endpoint(ticket.workstation), ticket.id))
-
-    @router.post("/callback-connect")
-    async def callback_connect(request: Request, form: Signed) -> Response:
-        """The citizen answered our call-back: put them through to the agent."""
-        v = voice(request)
-        ticket = await _ticket(hotline, request)
-        if ticket is None or ticket.workstation is None:
-            return twiml(ivr.goodbye(v))
-        return twiml(
-            ivr.connect(v, config.endpoint(ticket.workstation), ticket.id, "callback_greeting")
-        )
-
-    @router.post("/dial-done")
-    async def dial_done(request: Request, form: Signed) -> Response:
-        """The agent leg ended; the conversation is over."""
-        return twiml(ivr.goodbye(voice(request)))
-
-    @router.post("/status", status_code=204)
-    async def status(form: Signed) -> Response:
-        """Call progress: a caller who hangs up while waiting is abandoned; a finished call is
-        completed (the agent goes to wrap-up); an unanswered call-back is retried."""
-        await settle_call(hotline, form.get("CallSid", ""), form.get("CallStatus", ""))
-        return Response(status_code=204)
-
+    for path, webhook in WEBHOOKS.items():
+        extra: dict[str, Any] = {"status_code": 204} if webhook is status else {}
+        router.add_api_route(f"/{path}", route(webhook), methods=["POST"], name=webhook.__name__,
+                             description=inspect.cleandoc(webhook.__doc__ or ""), **extra)  # fmt: skip
     return router
 
 
@@ -190,7 +265,7 @@ def _phone(raw: str) -> str:
         return raw
 
 
-async def _remember_call(hotline: Hotline, form: dict[str, str], direction: str) -> None:
+async def _remember_call(hotline: Hotline, form: Form, direction: str) -> None:
     sid, phone = form.get("CallSid", ""), _phone(form.get("From", ""))
     now = hotline.rt.engine.clock.now()
     await hotline.rt.engine.run(
@@ -212,10 +287,10 @@ async def _link_ticket(hotline: Hotline, sid: str, ticket_id: int, status: str) 
     )
 
 
-async def _ticket(hotline: Hotline, request: Request, touch: str | None = None) -> Ticket | None:
+async def _ticket(hotline: Hotline, query: Query, touch: str | None = None) -> Ticket | None:
     """The ticket in the query string; with ``touch``, also note (in the same transaction)
     that the call is alive, so the reconciler leaves it alone."""
-    raw = request.query_params.get("ticket", "")
+    raw = query.get("ticket", "")
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return None
     engine = hotline.rt.engine
@@ -232,7 +307,7 @@ async def _ticket(hotline: Hotline, request: Request, touch: str | None = None) 
     return ticket
 
 
-async def _enqueue(hotline: Hotline, form: dict[str, str], service: str, v: ivr.Voice) -> str:
+async def _enqueue(hotline: Hotline, form: Form, service: str, v: ivr.Voice) -> str:
     engine = hotline.rt.engine
     sid, phone = form.get("CallSid", ""), _phone(form.get("From", ""))
     await _remember_call(hotline, form, "inbound")

@@ -213,7 +213,11 @@ def _ring(server: str, caller: str) -> dict[str, Any]:
     supervisor = login(server, SUPERVISOR)
     rows = api(server, f"{HALL}/workstations", token=supervisor)
     assert isinstance(rows, list)
-    return {"id": int(ticket_id[1]), "channel": "phone", "number": _number_of(server, int(ticket_id[1]))}
+    return {
+        "id": int(ticket_id[1]),
+        "channel": "phone",
+        "number": _number_of(server, int(ticket_id[1])),
+    }
 
 
 def _number_of(server: str, ticket_id: int) -> str:

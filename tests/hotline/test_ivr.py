@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import replace
@@ -169,6 +170,59 @@ def test_hold_announces_the_position_when_asked_and_plays_music_when_configured(
     said = gather.find("Say").text or ""  # type: ignore[union-attr]
     assert "您前面还有2位" in said and "约6分钟" in said
     assert gather.find("Play").text == "https://cdn.example/hold.mp3"  # type: ignore[union-attr]
+
+
+HOLD_CONFIGS = [
+    CFG,
+    replace(CFG, hold_music_url="https://cdn.example/hold.mp3?a=1&b=2"),
+    replace(CFG, hold_music_url="https://cdn.example/{braces}/hold.mp3"),
+    replace(CFG, hold_announce_s=20.0, voice='Polly."Zhiyu"&<x>', language="cmn-CN"),
+    replace(CFG, en_voice="Polly.Matthew", en_language="en-GB", hold_announce_s=61.0),
+    # The probe numbers themselves in a setting: the shape cannot be cut, each call builds.
+    replace(CFG, hold_music_url="https://cdn.example/918273645011/564738291013.mp3"),
+]
+ESTIMATES = [None, WaitEstimate(0, 0.0, 1), WaitEstimate(2, 6.0, 1), WaitEstimate(7, 2.5, 2),
+             WaitEstimate(1000, 0.4, 3), WaitEstimate(3, 1e6, 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("config", HOLD_CONFIGS)
+def test_hold_twiml_is_the_librarys_byte_for_byte(config: HotlineConfig) -> None:
+    for lang in ("zh", "en"):
+        voice = ivr.Voice(lang, config)
+        for ticket_id in (0, 1, 42, 10**15):
+            for n in (-2, 0, 2, 3, 10**6):
+                for est in ESTIMATES:
+                    assert ivr.hold(voice, ticket_id, est, n) == ivr.build_hold(
+                        voice, ticket_id, est, n
+                    )
+
+
+def test_hold_twiml_is_built_once_per_voice_and_kind(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(ivr, "_SHAPES", {})
+    builds: list[int] = []
+    original = ivr.build_hold
+
+    def counting(*args: Any) -> str:
+        builds.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(ivr, "build_hold", counting)
+    for ticket_id in range(50):
+        ivr.hold(ZH, ticket_id, None, ticket_id)
+        ivr.hold(ivr.Voice("zh", CFG), ticket_id, WaitEstimate(ticket_id, 3.0, 1), 3)
+    assert len(builds) == 4  # two kinds, each built with the probe numbers and checked once
+    ivr.hold(EN, 1, None)
+    assert len(builds) == 6
+    # A config with the probe numbers in it is built on every call (after the probe and the
+    # check that failed), and says so once.
+    odd = ivr.Voice("zh", HOLD_CONFIGS[-1])
+    with caplog.at_level(logging.WARNING, logger=ivr.__name__):
+        ivr.hold(odd, 1, None)
+        ivr.hold(odd, 2, None)
+    assert len(builds) == 6 + 2 + 1 + 1
+    assert len([r for r in caplog.records if "could not be cut" in r.getMessage()]) == 1
 
 
 def test_night_offers_a_call_back_on_key_one_then_hangs_up() -> None:
