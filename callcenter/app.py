@@ -131,6 +131,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
     return app
 
 
+def end_streams(app: FastAPI) -> None:
+    """End every live feed stream (the server is stopping)."""
+    for runtime in app.state.ctx.halls.values():
+        runtime.hub.close()
+
+
 def _expose_raw_send(app: FastAPI) -> None:
     """Hand the live feed the server's own ``send``, outside every middleware wrapper.
 

@@ -50,16 +50,15 @@ def _hash(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from .app import create_app
+    from .server import serve
 
     settings = load_settings(args.config)
     host = args.host or settings.server_host
     port = args.port or settings.server_port
     app = create_app(settings)
     summary(settings, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    serve(app, host, port)
     return 0
 
 
