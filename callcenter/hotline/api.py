@@ -1,4 +1,4 @@
-"""The hotline's JSON API: work orders, a caller's history, and the hotline's statistics."""
+"""The hotline's JSON API: work orders, call notes, a caller's history, and the hotline's statistics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from queue_engine import Tx
 from queue_engine.errors import InvalidRequestError
@@ -19,6 +19,7 @@ from ..auth import ForbiddenError, Principal, Role
 from ..deps import CaseWorker, Ctx, Hall, HallMember, Staffer, Supervisor
 from ..runtime import HallRuntime
 from ..schemas import Body, RowId
+from . import notes
 from .stats import hotline_stats
 
 router = APIRouter(prefix="/api", responses=ERRORS)
@@ -41,6 +42,15 @@ class DispatchIn(Body):
 
 class NoteIn(Body):
     note: str | None = Field(default=None, max_length=2000)
+
+
+NoteText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=notes.MAX_CHARS)]
+
+
+class CallNoteIn(Body):
+    text: NoteText = Field(
+        examples=["来电人称已向物业反映，未处理。"], description="empty clears it"
+    )
 
 
 class ReplyIn(Body):
@@ -189,9 +199,54 @@ async def satisfaction(
     return _out(runtime, await runtime.work_orders.satisfaction(number, body.level, who.subject))
 
 
+@router.put("/halls/{hall}/tickets/{ticket_id}/notes", tags=["hotline"])
+async def save_notes(
+    ticket_id: RowId, body: CallNoteIn, runtime: Hall, who: Staffer
+) -> dict[str, Any]:
+    """通话记录: save the signed-in agent's note on a call (empty clears it). The agent who
+    took the call may write, and supervisors; every save is kept for the audit."""
+    _agent(who)
+    engine = runtime.engine
+    ticket = await engine.ticket(ticket_id)
+    notes.require_call(ticket)
+    if ticket.workstation != who.subject and not who.at_least(Role.SUPERVISOR):
+        raise ForbiddenError(
+            reason=f"call {ticket.number} was taken by another agent",
+            reason_zh=f"来电{ticket.number}由其他座席接听",
+        )
+    now, code = engine.clock.now(), engine.hall.code
+    note = await engine.run(lambda tx: notes.save(tx, code, ticket.id, who.subject, body.text, now))
+    return _note(runtime, note)
+
+
+@router.get("/halls/{hall}/tickets/{ticket_id}/notes", tags=["hotline"])
+async def read_notes(
+    ticket_id: RowId, runtime: Hall, who: Staffer, versions: bool = False
+) -> dict[str, Any]:
+    """A call's notes, newest first: each author's current one, or with ``versions``
+    (supervisors only) every version ever saved, cleared ones included."""
+    _agent(who)
+    if versions and not who.at_least(Role.SUPERVISOR):
+        raise ForbiddenError(reason="supervisors only", reason_zh="仅限值班长/管理员")
+    engine = runtime.engine
+    ticket = await engine.ticket(ticket_id)
+    notes.require_call(ticket)
+    code = engine.hall.code
+
+    def read(tx: Tx) -> list[notes.Note]:
+        if versions:
+            return notes.versions(tx, code, ticket.id)
+        return notes.current(tx, code, [ticket.id]).get(ticket.id, [])
+
+    found = await engine.run(read)
+    return {"ticket_id": ticket.id, "number": ticket.number,
+            "notes": [_note(runtime, n) for n in found]}  # fmt: skip
+
+
 @router.get("/halls/{hall}/callers/{phone}", tags=["hotline"])
 async def caller_history(phone: str, runtime: Hall, who: Staffer, ctx: Ctx) -> dict[str, Any]:
-    """A caller's tickets, cases, work orders and SMS, newest first (for the agent on the call)."""
+    """A caller's tickets (each call with its notes), cases, work orders and SMS, newest first
+    (for the agent on the call)."""
     _agent(who)
     return await _history(runtime, normalise(phone, ctx.sms.region if ctx.sms else "CN"))
 
@@ -209,28 +264,37 @@ async def ticket_caller(ticket_id: RowId, runtime: Hall, who: Staffer) -> dict[s
 async def _history(runtime: HallRuntime, e164: str) -> dict[str, Any]:
     code = runtime.engine.hall.code
 
-    def read(tx: Tx) -> dict[str, list[Any]]:
+    def read(tx: Tx) -> dict[str, Any]:
         tickets = tx.execute(
-            "SELECT number, service, channel, state, day, arrived_at FROM tickets WHERE hall=? AND phone=?"
+            "SELECT id, number, service, channel, state, day, arrived_at FROM tickets WHERE hall=? AND phone=?"
             " ORDER BY id DESC LIMIT 20", (code, e164))  # fmt: skip
         sms = tx.execute(
             "SELECT template, status, created_at, body FROM sms_outbox WHERE phone=? ORDER BY id DESC LIMIT 20",
             (e164,))  # fmt: skip
-        return {"tickets": tickets, "sms": sms}
+        said = notes.current(tx, code, [r[0] for r in tickets])
+        return {"tickets": tickets, "sms": sms, "notes": said}
 
     rows = await runtime.engine.run(read)
     cases = await runtime.cases.for_phone(e164)
     orders = await runtime.work_orders.list(phone=e164, open_only=False, limit=20)
-    keys = ("number", "service", "channel", "state", "day", "arrived_at")
+    keys = ("id", "number", "service", "channel", "state", "day", "arrived_at")
+    tickets = [dict(zip(keys, r, strict=True)) for r in rows["tickets"]]
+    for t in tickets:
+        t["notes"] = [_note(runtime, n) for n in rows["notes"].get(t["id"], [])]
     return {
         "phone": mask_phone(e164),
-        "tickets": [dict(zip(keys, r, strict=True)) for r in rows["tickets"]],
+        "tickets": tickets,
         "cases": [c.to_dict() | {"phone": mask_phone(c.phone)} for c in cases],
         "work_orders": [_out(runtime, o) for o in orders],
         "sms": [
             dict(zip(("template", "status", "at", "body"), r, strict=True)) for r in rows["sms"]
         ],
     }
+
+
+def _note(runtime: HallRuntime, note: notes.Note) -> dict[str, Any]:
+    staff = runtime.engine.hall.staffer(note.author)
+    return note.to_dict(staff.name if staff else None)
 
 
 @router.get("/halls/{hall}/hotline/stats", tags=["hotline"])

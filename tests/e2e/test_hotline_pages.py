@@ -2,10 +2,12 @@
 
 An agent signs in at seat H01 on /agent; a phone call is queued through HTTP and the
 offer lights up on the console within 2 s; the agent accepts, sees the caller's history,
-opens a work order for the market regulation bureau and finishes into wrap-up. The
-bureau's officer sees it on /orders, signs for it and asks for more time; the
-supervisor's dashboard shows the hotline figures and the supervisor grants the
-extension on /orders. Every page is saved under tests/artifacts/ for a human to look at.
+opens a work order for the market regulation bureau, jots call notes (saved to the server)
+and finishes into wrap-up. The bureau's officer sees it on /orders, signs for it and asks
+for more time; the supervisor's dashboard shows the hotline figures and the supervisor
+grants the extension on /orders. The same number rings again: the agent sees the first
+call's notes in the caller's history. Every page is saved under tests/artifacts/ for a
+human to look at.
 
 The call arrives through the signed ``/voice/incoming`` and ``/voice/menu`` webhooks,
 signed as Twilio signs them.
@@ -30,6 +32,7 @@ from pagekit import (
     Pages,
     api,
     free_port,
+    front,
     login,
     running_server,
     shot,
@@ -44,6 +47,7 @@ AGENT, SEAT = "W0101", "H01"
 OFFICER, DEPARTMENT = "W0201", "market"
 SUPERVISOR = "W0900"
 CALLER, CALLER_MASKED = "13812345678", "138****5678"
+NOTE = "来电人称已向物业反映，未处理。"
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
 TWILIO_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN") or "made-up-token-for-the-hotline-pages"
 # The list route's 422 (and the by-number probes that stand in for it end in a 404).
@@ -84,17 +88,21 @@ def test_call_to_work_order_to_department(server: str, browser: Any) -> None:
     for pages in people:
         for pattern in LIST_REFUSALS:
             pages.expect_refusal(pattern)
+    # While the agent's network is down, the notes' saves and the desk's refreshes fail.
+    for pattern in (r"/tickets/\d+/notes$", rf"/workstations/{AGENT}$", r"/feed\?"):
+        people[0].expect_refusal(pattern)
     try:
-        number = _agent_takes_the_call(people[0], server, expect)
+        agent, number = _agent_takes_the_call(people[0], server, expect)
         _officer_signs_and_asks_for_time(people[1], number, expect)
         _supervisor_sees_the_hotline(people[2], number, expect)
+        _the_caller_rings_again(people[0], agent, server, expect)
     finally:
         for pages in people:
             pages.close()
     assert [e for pages in people for e in pages.errors] == []
 
 
-def _agent_takes_the_call(pages: Pages, server: str, expect: Any) -> str:
+def _agent_takes_the_call(pages: Pages, server: str, expect: Any) -> tuple[Any, str]:
     with urllib.request.urlopen(server + "/", timeout=5) as resp:
         door = resp.read().decode()
     assert 'href="/agent"' in door and 'href="/orders"' in door
@@ -129,7 +137,10 @@ def _agent_takes_the_call(pages: Pages, server: str, expect: Any) -> str:
     agent.fill("#order-location", "武侯区玉林北路12号")
     agent.select_option("#order-dept", DEPARTMENT)
     expect(agent.locator("#order-submit")).to_contain_text("受理并派单")
-    agent.fill("#notes", "来电人称已向物业反映，未处理。")
+    agent.fill("#notes", NOTE)
+    expect(agent.locator("#notes-status")).to_contain_text("已保存")  # saved with the call
+    saved = api(server, f"{HALL}/tickets/{call['id']}/notes", token=login(server, SUPERVISOR))
+    assert [(n["author"], n["text"]) for n in saved["notes"]] == [(AGENT, NOTE)]
     agent.click("#order-submit")
     expect(agent.locator("#made-number")).to_have_text(re.compile(r"^GD\d{12}$"))
     expect(agent.locator("#made-state")).to_contain_text("派单")
@@ -140,11 +151,9 @@ def _agent_takes_the_call(pages: Pages, server: str, expect: Any) -> str:
     agent.click("#btn-complete")
     expect(agent.locator("#presence")).to_have_attribute("data-state", "wrap_up")
     expect(agent.locator("#wrap-count")).to_have_text(re.compile(r"^剩 0:[0-3]\d$"))
-    expect(agent.locator("#notes")).to_have_value(
-        "来电人称已向物业反映，未处理。"
-    )  # wrap-up keeps the call's notes
+    expect(agent.locator("#notes")).to_have_value(NOTE)  # wrap-up keeps the call's notes
     shot(agent, "hotline-agent-wrapup")
-    return number
+    return agent, number
 
 
 def _officer_signs_and_asks_for_time(pages: Pages, number: str, expect: Any) -> None:
@@ -188,13 +197,44 @@ def _supervisor_sees_the_hotline(pages: Pages, number: str, expect: Any) -> None
     expect(orders.locator(f'#orders tr[data-number="{number}"]')).not_to_contain_text("延+")
 
 
+def _the_caller_rings_again(pages: Pages, agent: Any, server: str, expect: Any) -> None:
+    front(agent)
+    if agent.locator("#presence").get_attribute("data-state") == "wrap_up":
+        agent.click("#btn-resume")
+    expect(agent.locator("#presence")).to_have_attribute("data-state", "available")
+    call = _ring(server, "+86" + CALLER, sid="CA" + "2" * 32)
+    expect(agent.locator("#call-number")).to_have_text(call["number"])
+    entry = agent.locator("#history li.has-notes")  # the first call, with what was noted
+    expect(entry).to_have_count(1)
+    expect(entry.locator(".call-note")).to_contain_text(NOTE)
+    agent.click("#btn-accept")
+    expect(agent.locator("#presence")).to_have_attribute("data-state", "serving")
+    expect(agent.locator("#notes")).to_have_value("")  # a new call starts a new note
+    shot(agent, "hotline-agent-notes-history")
+
+    # The network drops: the note waits on this computer and goes up once it is back.
+    pages.context.set_offline(True)
+    agent.fill("#notes", "来电人再次来电催办")
+    expect(agent.locator("#notes-status")).to_contain_text("保存失败，稍后重试")
+    draft = agent.evaluate(f"localStorage.getItem('cc.agent.draft.{AGENT}.{call['id']}')")
+    assert draft == "来电人再次来电催办"
+    pages.context.set_offline(False)
+    expect(agent.locator("#notes-status")).to_contain_text("已保存", timeout=8000)
+    saved = api(server, f"{HALL}/tickets/{call['id']}/notes", token=login(server, AGENT))
+    assert [n["text"] for n in saved["notes"]] == ["来电人再次来电催办"]
+    assert agent.evaluate(f"localStorage.getItem('cc.agent.draft.{AGENT}.{call['id']}')") is None
+    agent.click("#btn-complete")
+    expect(agent.locator("#presence")).to_have_attribute("data-state", "wrap_up")
+
+
 # --- what the pages work around today -------------------------------------------------------
 
 
-def _ring(server: str, caller: str) -> dict[str, Any]:
+def _ring(server: str, caller: str, sid: str | None = None) -> dict[str, Any]:
     """A caller rings 96166 and presses 0 for an agent, through the signed voice webhooks;
     returns the phone ticket the call became."""
-    call = {"CallSid": "CA" + caller[-8:].rjust(32, "f"), "AccountSid": TWILIO_SID, "From": caller,
+    sid = sid or "CA" + caller[-8:].rjust(32, "f")
+    call = {"CallSid": sid, "AccountSid": TWILIO_SID, "From": caller,
             "To": "+862896166000", "CallStatus": "ringing", "Direction": "inbound"}  # fmt: skip
     body = b""
     for path, extra in (("/voice/incoming", {}), ("/voice/menu", {"Digits": "0"})):
