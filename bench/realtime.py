@@ -334,7 +334,7 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=200, help="live-feed clients")
     p.add_argument("--requests", type=int, default=300, help="timed sequential call-next requests")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per throughput phase")
-    p.add_argument("--backlog", type=int, default=3000, help="tickets waiting at the start")
+    p.add_argument("--backlog", type=int, default=6000, help="tickets waiting at the start")
     p.add_argument("--gap-ms", type=float, default=25.0, help="pause between timed calls")
     p.add_argument("--quick", action="store_true", help="at most 60 timed calls and 2 s phases")
     args = p.parse_args()

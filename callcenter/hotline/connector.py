@@ -18,7 +18,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from queue_engine import Channel, Event
+from queue_engine import Channel, Event, Tx
 from sms.dispatcher import Pace
 
 from . import ivr
@@ -127,6 +127,14 @@ class Connector:
         """Ask the provider about open calls that have been quiet too long; settle the ended ones."""
         engine = self.hotline.rt.engine
         quiet_since = engine.clock.now() - self.config.reconcile_after_s
+        marks = self.hotline.take_alive()
+
+        def heard(tx: Tx) -> None:
+            for sid, at in marks.items():
+                tx.execute("UPDATE calls SET updated_at=? WHERE call_sid=?", (at, sid))
+
+        if marks:  # the hold loop's sign of life, noted in memory, counts as news
+            await engine.run(heard)
         rows = await engine.run(lambda tx: tx.execute(
             "SELECT call_sid FROM calls WHERE status NOT IN ('completed','busy','failed','no-answer',"
             "'canceled','callback_requested') AND updated_at<?", (quiet_since,)))  # fmt: skip

@@ -19,7 +19,7 @@ import hmac
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any
 
@@ -53,12 +53,21 @@ class Hotline:
     config: HotlineConfig
     runtime: HallRuntime | None = None
     wake_connector: Callable[[], None] | None = None
+    # Calls heard from in the hold loop since the reconciler last looked, and when: kept
+    # here rather than written on every hold request (one every few seconds per caller),
+    # and written in one transaction before the reconciler picks the quiet calls.
+    alive: dict[str, float] = field(default_factory=dict)
 
     @property
     def rt(self) -> HallRuntime:
         """The hall runtime (the lifespan sets it before the first request)."""
         assert self.runtime is not None
         return self.runtime
+
+    def take_alive(self) -> dict[str, float]:
+        """The calls heard from since the last call, and when (for the reconciler)."""
+        marks, self.alive = self.alive, {}
+        return marks
 
     @cached_property
     def signature(self) -> "Signature":
@@ -156,7 +165,7 @@ async def case(hotline: Hotline, query: Query, form: Form) -> Answer:
 async def hold(hotline: Hotline, query: Query, form: Form) -> Answer:
     """The hold loop: put through once an agent has the call, else wait and listen for star."""
     v = _voice(hotline, query)
-    ticket = await _ticket(hotline, query, touch=form.get("CallSid", ""))
+    ticket = await _holding(hotline, query, form.get("CallSid", ""))
     if ticket is None or ticket.state.is_final:
         return _ok(ivr.goodbye(v))
     if ticket.state == TicketState.SERVING and ticket.workstation:
@@ -288,21 +297,35 @@ async def _link_ticket(hotline: Hotline, sid: str, ticket_id: int, status: str) 
 
 
 async def _ticket(hotline: Hotline, query: Query, touch: str | None = None) -> Ticket | None:
-    """The ticket in the query string; with ``touch``, also note (in the same transaction)
-    that the call is alive, so the reconciler leaves it alone."""
+    """The ticket in the query string, read from the store."""
     raw = query.get("ticket", "")
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return None
     engine = hotline.rt.engine
-    now = engine.clock.now()
+    return _a_call(engine.hall.code, await engine.run(lambda tx: tx.get_ticket(int(raw))))
 
-    def read(tx: Tx) -> Ticket | None:
-        if touch:
-            tx.execute("UPDATE calls SET updated_at=? WHERE call_sid=?", (now, touch))
-        return tx.get_ticket(int(raw))
 
-    ticket = await engine.run(read)
-    if ticket is None or ticket.hall != engine.hall.code or ticket.channel == Channel.HALL:
+async def _holding(hotline: Hotline, query: Query, sid: str) -> Ticket | None:
+    """The hold loop's ticket, and a note that the call is alive.
+
+    Read from the hall's view, which every committed event updates a moment after the
+    commit; a hold request that sees a change a moment late answers it on the next round
+    of the loop (the connector redirects a call the moment an agent accepts it). A ticket
+    the view does not hold (an earlier day's) is read from the store.
+    """
+    raw = query.get("ticket", "")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        return None
+    if sid:
+        hotline.alive[sid] = hotline.rt.engine.clock.now()
+    ticket = hotline.rt.view.tickets.get(int(raw))
+    if ticket is None:
+        return await _ticket(hotline, query)
+    return _a_call(hotline.rt.engine.hall.code, ticket)
+
+
+def _a_call(hall: str, ticket: Ticket | None) -> Ticket | None:
+    if ticket is None or ticket.hall != hall or ticket.channel == Channel.HALL:
         return None
     return ticket
 

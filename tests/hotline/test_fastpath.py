@@ -4,6 +4,7 @@ the same answers, and the lean one must refuse what it should without ever a 500
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from queue_engine import TicketState
 from queue_engine.errors import UnknownServiceError
 
 from .conftest import PUBLIC, Hot
+from .test_webhooks import connector_of
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -249,10 +251,29 @@ async def test_an_unexpected_error_is_the_apps_500(
         assert r.status_code == 500 and r.text == "Internal Server Error"
 
 
-async def test_the_hold_loop_still_notes_the_call_is_alive(hot: Hot, clock: Any) -> None:
+async def test_the_hold_loop_notes_the_call_is_alive_for_the_reconciler(
+    hot: Hot, clock: Any
+) -> None:
     tid = await hot.queue_call("CAFP10")
     clock.advance(90)
+    heard_at = clock.now()
     root = await hot.voice(f"/voice/hold?ticket={tid}&lang=zh", "CAFP10")
     assert root.find("Gather") is not None
-    assert (await hot.call_row("CAFP10"))["updated_at"] == clock.now()  # type: ignore[index]
     assert (await hot.ticket(tid)).state == TicketState.WAITING
+    # Noted in memory, not written per request; the reconciler writes the marks before it
+    # picks the quiet calls, so a caller heard from lately is not asked about.
+    clock.advance(hot.settings.raw["hotline"].get("reconcile_after_s", 120) - 10)
+    connector = connector_of(hot)
+    await connector.reconcile()
+    assert not [r for r in hot.fake.call_fetches if r.sid == "CAFP10"]
+    assert (await hot.call_row("CAFP10"))["updated_at"] == heard_at  # type: ignore[index]
+    assert views.Hotline.take_alive(connector.hotline) == {}
+
+
+async def test_the_hold_loop_follows_the_ticket_as_committed(hot: Hot) -> None:
+    """Read from the hall's view: an ended call hears goodbye on its next hold round."""
+    tid = await hot.queue_call("CAFP11")
+    await hot.engine.abandon(tid)
+    await asyncio.sleep(0.05)  # the view follows the commit a moment later
+    root = await hot.voice(f"/voice/hold?ticket={tid}&lang=zh", "CAFP11")
+    assert root.find("Gather") is None and root.find("Hangup") is not None
