@@ -4,9 +4,12 @@ A row is claimed ('sending', with an attempt recorded) in one transaction
 before the provider is called and settled in another after. A crash in
 between leaves it 'sending'; the next run asks the provider whether it went
 out before sending it again, so no message is lost and none is doubled.
-Messages to one phone leave in the order they were written; a per-sender
-pace keeps to the configured messages per second; transient failures are
-retried with exponential back-off and jitter, permanent ones are not.
+Sends run as tasks, at most ``concurrency`` at once, and a slot that frees is
+refilled at once: one slow request never holds back the messages behind it.
+Messages to one phone leave in the order they were written, urgent ones
+ahead of those that can wait; a per-sender pace keeps to the configured
+messages per second; transient failures are retried with exponential
+back-off and jitter, permanent ones are not.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import contextlib
 import logging
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,13 +36,13 @@ from .providers.base import (
 
 log = logging.getLogger(__name__)
 
-# The earliest due row of each phone whose earlier rows are all settled.
+# The earliest due row of each phone whose earlier rows are all settled, urgent first.
 CLAIM_SQL = (
     "SELECT id, phone, body, attempts FROM sms_outbox o"
     " WHERE o.status='pending' AND o.next_attempt_at<=? AND o.not_before<=?"
     " AND NOT EXISTS (SELECT 1 FROM sms_outbox p WHERE p.phone=o.phone AND p.id<o.id"
     "   AND p.status IN ('pending','sending') AND p.not_before<=?)"
-    " ORDER BY o.id LIMIT ?"
+    " ORDER BY o.urgent DESC, o.id LIMIT ?"
 )
 FINAL = ("sent", "delivered", "undelivered", "failed", "opted_out", "skipped", "expired")
 
@@ -90,8 +92,12 @@ class Dispatcher:
         self.rng = rng
         self.batch = batch
         self.pace = Pace(config.rate_per_s)
+        self.concurrency = max(1, config.concurrency)
         self._wake = asyncio.Event()
-        self._limit = asyncio.Semaphore(max(1, config.concurrency))
+        self._in_flight: set[int] = set()  # outbox ids this process is sending
+        # A claim and reconcile's read of mid-send rows never interleave, so reconcile
+        # always knows which of the rows it reads are in flight here.
+        self._claiming = asyncio.Lock()
 
     @property
     def status_callback(self) -> str:
@@ -103,34 +109,57 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self, poll_s: float = 1.0, reconcile_every_s: float = 60.0) -> None:
-        """Reconcile what a crash left mid-send, then drain forever, reconciling now and then
-        (a lookup that failed, or a send that timed out, waits for the next one)."""
-        last_reconcile = -reconcile_every_s
-        while True:
-            try:
-                if self.clock.now() - last_reconcile >= reconcile_every_s:
-                    last_reconcile = self.clock.now()
-                    await self.reconcile()
-                sent = await self.drain_once()
-            except Exception:
-                log.exception("the SMS dispatcher failed a round; it will try again")
-                sent = 0
-            if sent == 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(poll_s):  # not wait_for: see bus.Subscription.wait
-                        await self._wake.wait()
+        """Keep up to ``concurrency`` sends in flight, claiming more whenever a slot frees or
+        something is written; reconcile what a crash or a timeout left mid-send at the start
+        and then now and then, beside the sends."""
+        next_reconcile = self.clock.now()
+        reconciling: asyncio.Task[None] | None = None
+        async with asyncio.TaskGroup() as tasks:
+            while True:
                 self._wake.clear()
+                idle = reconciling is None or reconciling.done()
+                if idle and self.clock.now() >= next_reconcile:
+                    next_reconcile = self.clock.now() + reconcile_every_s
+                    reconciling = tasks.create_task(self._reconcile_logged(), name="sms-reconcile")
+                try:
+                    await self._fill(tasks)
+                except Exception:
+                    log.exception("the SMS dispatcher failed to claim; it will try again")
+                await self._woken(poll_s)
+
+    async def _woken(self, poll_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(poll_s):  # not wait_for: see bus.Subscription.wait
+                await self._wake.wait()
+
+    async def _fill(self, tasks: asyncio.TaskGroup) -> None:
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0:
+            return
+        for item in await self._claim_some(min(free, self.batch)):
+            tasks.create_task(self._send_tracked(item), name=f"sms-send-{item.message.outbox_id}")
+
+    async def _reconcile_logged(self) -> None:
+        try:
+            await self.reconcile()
+        except Exception:
+            log.exception("the SMS dispatcher failed to reconcile; it will try again")
+        self._wake.set()  # a row put back, or settled, lets its phone's next one go
 
     async def reconcile(self) -> int:
-        """Settle rows left 'sending' by a crash: sent if the provider has them, else resend."""
-        rows = await self.store.run(
-            lambda tx: tx.execute(
-                "SELECT o.id, o.phone, o.body, o.attempts, MAX(a.started_at) FROM sms_outbox o"
-                " LEFT JOIN sms_attempts a ON a.outbox_id=o.id WHERE o.status='sending'"
-                " GROUP BY o.id ORDER BY o.id"
+        """Settle rows a crash or a timeout left 'sending' (not those in flight here): sent if
+        the provider has them, else resend."""
+        async with self._claiming:
+            busy = set(self._in_flight)
+            rows = await self.store.run(
+                lambda tx: tx.execute(
+                    "SELECT o.id, o.phone, o.body, o.attempts, MAX(a.started_at) FROM sms_outbox o"
+                    " LEFT JOIN sms_attempts a ON a.outbox_id=o.id WHERE o.status='sending'"
+                    " GROUP BY o.id ORDER BY o.id"
+                )
             )
-        )
-        for ident, phone, body, attempts, started in rows:
+        left = [r for r in rows if r[0] not in busy]
+        for ident, phone, body, attempts, started in left:
             message = Outgoing(ident, phone, body, started or self.clock.now())
             try:
                 found = await self.provider.lookup(message)
@@ -138,24 +167,37 @@ class Dispatcher:
                 log.warning("cannot reconcile SMS %s yet; it stays mid-send", ident)
                 continue
             await self._settle_reconciled(Claimed(message, attempts), found)
-        return len(rows)
+        return len(left)
 
     async def drain_once(self) -> int:
-        """Claim the due rows and send them; returns how many were attempted."""
-        claimed = await self.store.run(self._claim)
-        if not claimed:
-            return 0
-        by_phone: dict[str, list[Claimed]] = defaultdict(list)
-        for item in claimed:
-            by_phone[item.message.phone].append(item)
-        await asyncio.gather(*(self._send_in_order(items) for items in by_phone.values()))
+        """Claim the due rows and send them, waiting for every send (one round, for tests and
+        tools: ``run`` never waits for a round); returns how many were attempted."""
+        claimed = await self._claim_some(self.batch)
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def send(item: Claimed) -> None:
+            async with limit:
+                await self._send_tracked(item)
+
+        await asyncio.gather(*(send(item) for item in claimed))
         return len(claimed)
 
-    async def _send_in_order(self, items: list[Claimed]) -> None:
-        for item in items:
-            async with self._limit:
-                await self.pace.wait()
-                await self._send_one(item)
+    async def _claim_some(self, limit: int) -> list[Claimed]:
+        async with self._claiming:
+            claimed = await self.store.run(lambda tx: self._claim(tx, limit))
+            self._in_flight.update(item.message.outbox_id for item in claimed)
+        return claimed
+
+    async def _send_tracked(self, item: Claimed) -> None:
+        try:
+            await self.pace.wait()
+            await self._send_one(item)
+        except Exception:
+            log.exception("SMS %s was not settled; reconcile will", item.message.outbox_id)
+        finally:
+            # Only once settled (or left for a look-up) may reconcile take the row.
+            self._in_flight.discard(item.message.outbox_id)
+            self._wake.set()  # a free slot, and maybe this phone's next message
 
     async def _send_one(self, item: Claimed) -> None:
         try:
@@ -176,10 +218,11 @@ class Dispatcher:
 
     # --- transactions ----------------------------------------------------------
 
-    def _claim(self, tx: Tx) -> list[Claimed]:
+    def _claim(self, tx: Tx, limit: int | None = None) -> list[Claimed]:
         now = self.clock.now()
         claimed = []
-        for ident, phone, body, attempts in tx.execute(CLAIM_SQL, (now, now, now, self.batch)):
+        rows = tx.execute(CLAIM_SQL, (now, now, now, limit or self.batch))
+        for ident, phone, body, attempts in rows:
             if tx.execute("SELECT 1 FROM sms_optouts WHERE phone=?", (phone,)):
                 tx.execute(
                     "UPDATE sms_outbox SET status='opted_out', updated_at=? WHERE id=?",

@@ -126,7 +126,7 @@ async def attempts(store: Store, outbox_id: int) -> list[tuple[int, str, str | N
 
 async def add_row(
     store: Store, phone: str, body: str, *, at: float, key: str | None = None,
-    template: str = "called", not_before: float | None = None,
+    template: str = "called", not_before: float | None = None, urgent: bool = True,
 ) -> int:  # fmt: skip
     """An outbox row written directly (dispatcher tests need no engine)."""
 
@@ -136,7 +136,7 @@ async def add_row(
             "INSERT INTO sms_outbox (dedupe_key, event_id, template, hall, ticket_id, phone,"
             " body, urgent, status, created_at, not_before, next_attempt_at, updated_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (key or f"test:{n}", None, template, "test", None, phone, body, 1, "pending",
+            (key or f"test:{n}", None, template, "test", None, phone, body, int(urgent), "pending",
              at, not_before or at, not_before or at, at),
         )  # fmt: skip
         return tx.execute("SELECT MAX(id) FROM sms_outbox")[0][0]

@@ -144,9 +144,9 @@ async def sent_message(app: App, phone: str, n: int = 1) -> tuple[Recorded, dict
     return req, row
 
 
-async def _settled(app: App, sid: str) -> dict[str, Any] | None:
+async def _settled(app: App, sid: str, status: str = "sent") -> dict[str, Any] | None:
     rows = await outbox(app.store, "provider_id=?", (sid,))
-    return rows[0] if rows and rows[0]["status"] == "sent" else None
+    return rows[0] if rows and rows[0]["status"] == status else None
 
 
 # --- delivery status ---------------------------------------------------------------
@@ -229,23 +229,22 @@ async def test_forwarded_proto_and_host_are_honoured(app: App) -> None:
     assert (await app.row_for(req.sid))["status"] == "delivered"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN: a status callback that arrives while the create request is still open is "
-    "kept in sms_early_status and applied when the send settles, but this in-process "
-    "round trip stalls; to investigate",
-)
 async def test_callback_that_beats_the_create_response_is_not_lost(app: App) -> None:
     async def deliver_at_once(message: dict[str, Any]) -> None:
-        params = app.fake.status_params(message["sid"], "delivered")
-        r = await app.post_signed("/sms/status", params)
+        sid = message["sid"]
+        assert await outbox(app.store, "provider_id=?", (sid,)) == []  # not recorded yet
+        r = await app.post_signed("/sms/status", app.fake.status_params(sid, "delivered"))
         assert r.status_code == 204
 
     app.fake.on_create = deliver_at_once
     await app.issue(PHONE)
-    req, _ = await sent_message(app, PHONE)
+    [req] = await eventually(lambda: [c for c in app.fake.creates if c.form["To"] == PHONE])
     assert req.sid is not None
-    assert (await app.row_for(req.sid))["status"] == "delivered"
+    # Never 'sent' first: the kept callback is applied in the same transaction as the send.
+    row = await eventually(lambda: _settled(app, req.sid, "delivered"))  # type: ignore[arg-type]
+    assert row["template"] == "issued"
+    early = await app.store.run(lambda tx: tx.execute("SELECT * FROM sms_early_status"))
+    assert early == []
 
 
 # --- inbound replies ----------------------------------------------------------------
