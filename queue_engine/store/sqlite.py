@@ -206,6 +206,7 @@ class SQLiteStore(Store):
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
             del tx.events[mark:]
+            tx.forget()
             return False, _as_queue_error(exc)
         conn.execute("RELEASE job")
         return True, value

@@ -1,6 +1,6 @@
 """The SQLite transaction: the engine's reads and writes as SQL on one connection.
 
-Runs on the store's database thread only; see sqlite.py for how it gets there.
+Runs inside the store's group-commit batch, on the event loop's thread (sqlite.py).
 """
 
 from __future__ import annotations
@@ -30,15 +30,16 @@ _TICKET_INSERT = (
     f"INSERT INTO tickets ({TICKET_COLUMNS.replace('id, ', '', 1)})"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-_TICKET_UPDATE = (
-    "UPDATE tickets SET service=?, number=?, day=?, channel=?, priority=?, state=?, token=?,"
-    " arrived_at=?, queued_at=?, updated_at=?, phone=?, appointment_ref=?, appointment_at=?,"
-    " workstation=?, window_no=?, target_workstation=?, called_at=?, started_at=?, ended_at=?,"
-    " recalls=?, offer_expires_at=?, declined_by=?, parent_id=?, note=? WHERE id=?"
-)
+_TICKET_FIELDS = [c.strip() for c in TICKET_COLUMNS.split(",")][2:]  # in _ticket_values' order
+_TICKET_UPDATE = f"UPDATE tickets SET {', '.join(f'{c}=?' for c in _TICKET_FIELDS)} WHERE id=?"
 WS_COLUMNS = (
     "virtual_number, hall, state, since, window_no, kind, ticket_id, pause_reason,"
     " missed_offers, wrap_up_until"
+)
+_WS_UPSERT = (
+    f"INSERT INTO workstations ({WS_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (hall, virtual_number) DO UPDATE SET "
+    + ", ".join(f"{c}=excluded.{c}" for c in [c.strip() for c in WS_COLUMNS.split(",")][2:])
 )
 
 
@@ -94,6 +95,18 @@ class SQLiteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.events: list[Event] = []
+        # Each ticket row as this transaction last read or wrote it: an update then writes
+        # only the columns that changed, so SQLite leaves the indexes of the others alone
+        # (a ticket has six). Forgotten on any raw write and on a rolled-back savepoint.
+        self._rows: dict[int, tuple] = {}
+
+    def forget(self) -> None:
+        """Drop what was read: the store rolled back to a savepoint."""
+        self._rows.clear()
+
+    def _ticket(self, r: Sequence) -> Ticket:
+        self._rows[r[0]] = tuple(r[2:])
+        return ticket_from_row(r)
 
     def _one(self, sql: str, params: Sequence = ()) -> tuple | None:
         return self.conn.execute(sql, params).fetchone()
@@ -117,15 +130,25 @@ class SQLiteTx:
         return _with_id(ticket, cur.lastrowid)
 
     def update_ticket(self, ticket: Ticket) -> None:
-        self.conn.execute(_TICKET_UPDATE, (*_ticket_values(ticket), ticket.id))
+        values = _ticket_values(ticket)
+        before = self._rows.get(ticket.id)
+        self._rows[ticket.id] = values
+        if before is None:
+            self.conn.execute(_TICKET_UPDATE, (*values, ticket.id))
+            return
+        changed = [i for i, (was, now) in enumerate(zip(before, values, strict=True)) if was != now]
+        if changed:
+            sets = ", ".join(f"{_TICKET_FIELDS[i]}=?" for i in changed)
+            params = (*(values[i] for i in changed), ticket.id)
+            self.conn.execute(f"UPDATE tickets SET {sets} WHERE id=?", params)
 
     def get_ticket(self, ticket_id: int) -> Ticket | None:
         r = self._one(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id=?", (ticket_id,))
-        return ticket_from_row(r) if r else None
+        return self._ticket(r) if r else None
 
     def ticket_by_token(self, token: str) -> Ticket | None:
         r = self._one(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE token=?", (token,))
-        return ticket_from_row(r) if r else None
+        return self._ticket(r) if r else None
 
     def ticket_by_number(self, hall: str, day: str, number: str) -> Ticket | None:
         r = self._one(
@@ -133,7 +156,7 @@ class SQLiteTx:
             " ORDER BY id DESC LIMIT 1",
             (hall, day, number),
         )
-        return ticket_from_row(r) if r else None
+        return self._ticket(r) if r else None
 
     def waiting_heads(
         self,
@@ -156,7 +179,7 @@ class SQLiteTx:
                     (hall, service, pclass),
                 )
                 if r:
-                    seen[r[0]] = ticket_from_row(r)
+                    seen[r[0]] = self._ticket(r)
         marks = ",".join("?" * len(services))
         extra = self._all(
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
@@ -166,7 +189,7 @@ class SQLiteTx:
             (hall, vn, *services, hall, now, *services),
         )
         for r in extra:
-            seen[r[0]] = ticket_from_row(r)
+            seen[r[0]] = self._ticket(r)
         return list(seen.values())
 
     def waiting_front(
@@ -180,7 +203,7 @@ class SQLiteTx:
                 " ORDER BY queued_at, id LIMIT ?",
                 (hall, service, pclass, per_class),
             ):
-                seen[r[0]] = ticket_from_row(r)
+                seen[r[0]] = self._ticket(r)
         # The partial indexes hold only the few targeted and booked waiting tickets; without
         # INDEXED BY the planner walks every waiting ticket of the service instead.
         for r in self._all(
@@ -190,7 +213,7 @@ class SQLiteTx:
             " WHERE hall=? AND state='waiting' AND appointment_at IS NOT NULL AND service=?",
             (hall, service, hall, service),
         ):
-            seen[r[0]] = ticket_from_row(r)
+            seen[r[0]] = self._ticket(r)
         return list(seen.values())
 
     def count_staffed(self, hall: str, kind: str, vns: Sequence[str]) -> int:
@@ -215,7 +238,7 @@ class SQLiteTx:
                 " AND service=?",
                 (hall, service),
             )
-        return [ticket_from_row(r) for r in rows]
+        return [self._ticket(r) for r in rows]
 
     def count_waiting(self, hall: str, service: str) -> int:
         row = self._one(
@@ -234,13 +257,13 @@ class SQLiteTx:
             sql += " AND day<?"
             params = (*params, before_day)
         rows = self._all(sql, params)
-        return [ticket_from_row(r) for r in rows]
+        return [self._ticket(r) for r in rows]
 
     def tickets_of_day(self, hall: str, day: str) -> list[Ticket]:
         rows = self._all(
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND day=? ORDER BY id", (hall, day)
         )
-        return [ticket_from_row(r) for r in rows]
+        return [self._ticket(r) for r in rows]
 
     def handle_times(self, hall: str, service: str, limit: int) -> list[float]:
         rows = self._all(
@@ -259,10 +282,9 @@ class SQLiteTx:
         return ws_from_row(r) if r else None
 
     def put_workstation(self, ws: Workstation) -> None:
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO workstations ({WS_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            _ws_values(ws),
-        )
+        # An upsert, not INSERT OR REPLACE: that deletes and re-inserts the row, and would
+        # delete another workstation's row rather than fail on the one-staffer-per-window index.
+        self.conn.execute(_WS_UPSERT, _ws_values(ws))
 
     def ensure_workstation(self, ws: Workstation) -> None:
         self.conn.execute(
@@ -330,6 +352,8 @@ class SQLiteTx:
         )
 
     def execute(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list:
+        if sql.lstrip()[:6].upper() != "SELECT":
+            self._rows.clear()  # it may have written a ticket behind the rows read
         return self.conn.execute(sql, params).fetchall()
 
 
