@@ -9,7 +9,9 @@ slow screen never holds up the others and never loses an event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -17,6 +19,7 @@ from starlette.responses import Response
 
 from queue_engine import Event
 
+log = logging.getLogger(__name__)
 Backlog = Callable[[int], Awaitable[Sequence[Event]]]
 
 PUBLIC_TICKET_FIELDS = (
@@ -73,40 +76,64 @@ PING = b": ping\n\n"
 class _Client:
     """One connected screen.
 
-    ``transport`` is set when the server lets us write chunks to the socket ourselves
-    (uvicorn's httptools protocol, after it sent the headers with chunked encoding): then
-    the hub writes each batch straight to it, framed once for everybody. Otherwise the
-    batches go to ``queue`` and the client's own response task sends them. While the
-    client reads its backlog from the log, batches wait in ``held``.
+    While it reads its backlog from the log, batches wait in ``held``. Then either
+    ``transport`` is set, when the server lets us write chunks to the socket ourselves
+    (uvicorn's httptools protocol, after it sent the headers with chunked encoding), and
+    the hub writes each batch straight to it, framed once for everybody; or ``queue`` is,
+    and the client's own response task sends what the hub puts there. ``sent`` is the last
+    event id handed on: a batch, or the part of one, at or below it is never sent again.
     """
 
-    __slots__ = ("sent", "transport", "queue", "held", "ended")
+    __slots__ = ("sent", "transport", "queue", "held", "ended", "aborted")
 
     def __init__(self, sent: int) -> None:
         self.sent = sent
         self.transport: asyncio.WriteTransport | None = None
-        self.queue: asyncio.Queue[bytes | None] | None = None
+        self.queue: asyncio.Queue[bytes] | None = None
         self.held: list[tuple[tuple[tuple[int, bytes], ...], bytes]] | None = []
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.aborted = False
 
     def take(self, parts: tuple[tuple[int, bytes], ...], data: bytes, frame: bytes) -> bool:
         """Pass one batch on; False if the client is too far behind and must go."""
         if self.held is not None:
             self.held.append((parts, data))
             return len(self.held) < 10_000
+        if parts:
+            if parts[-1][0] <= self.sent:
+                return True  # the backlog already carried it
+            if parts[0][0] <= self.sent:
+                data = b"".join(d for ident, d in parts if ident > self.sent)
+                frame = _chunk(data)
         if self.transport is not None:
             if self.transport.is_closing():
                 return False
             if self.transport.get_write_buffer_size() > 1 << 20:
-                return False  # a screen that reads nothing for a megabyte reconnects
+                # A screen that has read nothing for a megabyte: cut it off rather than wait
+                # for its buffer to drain; it reconnects with Last-Event-ID.
+                self.aborted = True
+                self.transport.abort()
+                return False
             self.transport.write(frame)
-        elif self.queue is not None:
+        else:
+            assert self.queue is not None  # set in the same step as held is cleared
             if self.queue.qsize() >= 1_000:
                 return False
             self.queue.put_nowait(data)
         if parts:
             self.sent = parts[-1][0]
         return True
+
+    def unsent(self, held: list[tuple[tuple[tuple[int, bytes], ...], bytes]]) -> bytes:
+        """What of the ``held`` batches is above ``sent``, in order; moves ``sent`` on."""
+        chunks = []
+        for parts, data in held:
+            if not parts:
+                chunks.append(data)
+                continue
+            chunks.extend(d for ident, d in parts if ident > self.sent)
+            self.sent = max(self.sent, parts[-1][0])
+        return b"".join(chunks)
 
     def end(self) -> None:
         if not self.ended.done():
@@ -131,6 +158,7 @@ class FeedHub:
         self._parts: list[tuple[int, bytes]] = []
         self._flush: asyncio.Handle | None = None
         self._last_flush = 0.0
+        self._closed = False
 
     @property
     def clients(self) -> int:
@@ -153,7 +181,8 @@ class FeedHub:
         self._fan_out((), PING)
 
     def close(self) -> None:
-        """End every stream (the process is stopping)."""
+        """End every stream and take no new ones (the process is stopping)."""
+        self._closed = True
         if self._flush is not None:
             self._flush.cancel()
             self._send_batch()
@@ -168,9 +197,14 @@ class FeedHub:
             self._fan_out(parts, b"".join(data for _, data in parts))
 
     def _fan_out(self, parts: tuple[tuple[int, bytes], ...], data: bytes) -> None:
-        frame = b"%x\r\n%b\r\n" % (len(data), data)  # one HTTP/1.1 chunk, framed once
+        frame = _chunk(data)
         for client in list(self._clients):
-            if not client.take(parts, data, frame):
+            try:
+                kept = client.take(parts, data, frame)
+            except Exception:  # one broken socket must not cost the others the batch
+                log.exception("a feed client of hall %s failed a write; dropped", self.hall)
+                kept = False
+            if not kept:
                 self._drop(client)
 
     def _drop(self, client: _Client) -> None:
@@ -181,32 +215,48 @@ class FeedHub:
         self, last_id: int, scope: dict[str, Any], receive: Receive, send: Send
     ) -> None:
         """Answer one feed request as an ASGI app: the SSE stream after ``last_id``."""
+        raw = scope.get(RAW_SEND)
+        out = raw or send
+        await out({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        await _body(out, b"retry: 1000\n\n", more=not self._closed)
+        if self._closed:
+            return  # stopping: the screen retries against the next run
         client = _Client(last_id)
         self._clients.add(client)  # before reading the backlog, so nothing falls between
         watcher = asyncio.ensure_future(_disconnected(receive))
+        watcher.set_name("feed-disconnect-watch")
         try:
-            raw = scope.get(RAW_SEND)
-            out = raw or send
-            await out({"type": "http.response.start", "status": 200, "headers": HEADERS})
-            await _body(out, b"retry: 1000\n\n")
-            await self._catch_up(client, out)
-            await self._release(client, out)
+            await self._catch_up(client, out, watcher)
             transport = _chunked_transport(raw)
+            # Send what came while the backlog was read until nothing more has; then, with
+            # no await in between, let the hub write to this client directly.
+            while client.held:
+                held, client.held = client.held, []
+                if data := client.unsent(held):
+                    await _body(out, data)
+            client.held = None
             if transport is not None:
                 client.transport = transport
                 await asyncio.wait({watcher, client.ended}, return_when=asyncio.FIRST_COMPLETED)
             else:
+                client.queue = asyncio.Queue()
                 await self._pump(client, out, watcher)
-            if not watcher.done():
+            if not watcher.done() and not client.aborted:
                 await _body(out, b"", more=False)
         except OSError:
             pass  # the client went away mid-write
+        except Exception:
+            # The headers are out: no error response can follow. End the stream; the screen
+            # reconnects with Last-Event-ID and misses nothing.
+            log.exception("the feed of hall %s failed a client", self.hall)
+            with contextlib.suppress(Exception):
+                await _body(out, b"", more=False)
         finally:
             watcher.cancel()
             self._drop(client)
 
-    async def _catch_up(self, client: _Client, send: Send) -> None:
-        while True:
+    async def _catch_up(self, client: _Client, send: Send, watcher: asyncio.Future[None]) -> None:
+        while not (watcher.done() or client.ended.done()):
             missed = await self._backlog(client.sent)
             if missed:
                 await _body(send, b"".join(encode(e) for e in missed))
@@ -214,24 +264,9 @@ class FeedHub:
             if len(missed) < 500:
                 return
 
-    @staticmethod
-    async def _release(client: _Client, send: Send) -> None:
-        """Send what arrived while the backlog was read, skipping what the backlog held."""
-        held, client.held = client.held or [], None
-        chunks = []
-        for parts, data in held:
-            if not parts or parts[0][0] > client.sent:
-                chunks.append(data)
-            else:
-                chunks.extend(d for ident, d in parts if ident > client.sent)
-            if parts:
-                client.sent = max(client.sent, parts[-1][0])
-        if chunks:
-            await _body(send, b"".join(chunks))
-
     async def _pump(self, client: _Client, send: Send, watcher: asyncio.Future[None]) -> None:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        client.queue = queue
+        queue = client.queue
+        assert queue is not None
         while True:
             getter = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait(
@@ -243,7 +278,7 @@ class FeedHub:
             chunks = [getter.result()]
             while not queue.empty():  # under load several batches wait: one write
                 chunks.append(queue.get_nowait())
-            await _body(send, b"".join(c for c in chunks if c))
+            await _body(send, b"".join(chunks))
 
 
 class FeedResponse(Response):
@@ -257,6 +292,11 @@ class FeedResponse(Response):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.hub.serve(self.last_id, scope, receive, send)
+
+
+def _chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 async def _body(send: Send, data: bytes, *, more: bool = True) -> None:

@@ -207,7 +207,10 @@ async def test_a_client_that_never_reads_is_dropped_not_waited_for() -> None:
 class FakeTransport:
     def __init__(self, buffered: int = 0, closing: bool = False) -> None:
         self.writes: list[bytes] = []
-        self.buffered, self.closing = buffered, closing
+        self.buffered, self.closing, self.aborted = buffered, closing, False
+
+    def abort(self) -> None:
+        self.aborted = True
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
@@ -237,6 +240,7 @@ async def test_direct_clients_get_the_frame_once_or_are_let_go(
     assert client.take(((7, b"x"),), b"x", b"1\r\nx\r\n") is kept
     assert transport.writes == ([b"1\r\nx\r\n"] if kept else [])
     assert client.sent == (7 if kept else 0)
+    assert transport.aborted == (transport.buffered > 0), "only a screen far behind is cut off"
 
 
 async def test_the_fan_out_frames_each_batch_as_one_http_chunk() -> None:
@@ -255,3 +259,59 @@ async def test_the_fan_out_frames_each_batch_as_one_http_chunk() -> None:
     size, _, rest = frame.partition(b"\r\n")
     assert int(size, 16) == len(rest) - 2 and rest.endswith(b"\r\n")
     assert re.findall(rb"^id: (\d+)$", rest, flags=re.M) == [b"1", b"2"]
+
+
+async def test_an_event_the_backlog_carried_is_not_sent_again_by_its_batch() -> None:
+    """A screen connects while a committed event's batch waits out the gap."""
+    hub = FeedHub(HALL, Log([ev(1), ev(2), ev(3)]), gap_s=0.05)
+    hub.publish([ev(2)])  # goes at once (nobody listens), so the next batch waits
+    await asyncio.sleep(0.001)
+    hub.publish([ev(3)])
+    screen, task = await connect(hub, 2)  # the log gives it 3 before the batch does
+    await asyncio.sleep(0.1)
+    hub.publish([ev(4)])
+    assert await screen.until(2) == [3, 4]
+    await asyncio.sleep(0.06)
+    assert screen.ids() == [3, 4]
+    screen.gone.set()
+    await task
+
+
+async def test_events_published_while_held_batches_go_out_are_not_lost() -> None:
+    hub = FeedHub(HALL, Log([ev(1), ev(2), ev(3)]), gap_s=0)
+    gates = [asyncio.Event(), asyncio.Event()]
+    blocked = asyncio.Event()
+    screen = Screen()
+    original = screen.send
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        await original(message)
+        if b"id: " in message.get("body", b"") and gates:
+            blocked.set()
+            await gates[0].wait()  # the socket drains slowly
+            gates.pop(0)
+
+    task = asyncio.create_task(hub.serve(0, {"type": "http"}, screen.receive, slow_send))
+    for event in (ev(4), ev(5)):
+        await asyncio.wait_for(blocked.wait(), 2)  # catching up, then sending the held
+        blocked.clear()
+        hub.publish([event])
+        await asyncio.sleep(0.01)  # the batch is handed on while the send is stuck
+        gates[0].set()
+    await asyncio.sleep(0.01)
+    hub.publish([ev(6)])
+    assert await screen.until(6) == [1, 2, 3, 4, 5, 6]
+    screen.gone.set()
+    await task
+
+
+async def test_direct_writes_skip_what_was_sent_and_send_the_rest_framed() -> None:
+    client = _Client(3)
+    client.held = None
+    transport = FakeTransport()
+    client.transport = transport  # type: ignore[assignment]
+    a, b = b"id: 3\n\n", b"id: 4\n\n"
+    assert client.take(((3, a),), a, b"whole")
+    assert client.take(((3, a), (4, b)), a + b, b"whole")
+    assert transport.writes == [b"%x\r\n%b\r\n" % (len(b), b)]
+    assert client.sent == 4
