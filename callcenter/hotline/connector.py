@@ -131,7 +131,9 @@ class Connector:
 
         def heard(tx: Tx) -> None:
             for sid, at in marks.items():
-                tx.execute("UPDATE calls SET updated_at=? WHERE call_sid=?", (at, sid))
+                tx.execute(
+                    "UPDATE calls SET updated_at=MAX(updated_at, ?) WHERE call_sid=?", (at, sid)
+                )
 
         if marks:  # the hold loop's sign of life, noted in memory, counts as news
             await engine.run(heard)

@@ -1,10 +1,10 @@
 """The store interface: every backend runs the engine's transactions.
 
 The engine writes each command as a plain function over a synchronous
-``Tx``; ``Store.run`` executes it as one transaction in one hop to the
-database thread (DESIGN §7). A backend may put the commands of several
-callers into one commit (group commit): each still succeeds or fails on its
-own, inside its own savepoint.
+``Tx``; ``Store.run`` executes it as one transaction (DESIGN §7; the SQLite
+backend runs it inline on the event loop, see docs/design-notes.md). A
+backend may put the commands of several callers into one commit (group
+commit): each still succeeds or fails on its own, inside its own savepoint.
 """
 
 from __future__ import annotations
@@ -176,6 +176,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def run(self, fn: Callable[[Tx], R]) -> R:
         """Run ``fn`` as one transaction and return its result; its error rolls it back."""
+
+    async def read(self, fn: Callable[[Tx], R]) -> R:
+        """Run a long read-only ``fn`` (a report over the log) where it does not hold up
+        the commands; a backend without such a place runs it as a transaction."""
+        return await self.run(fn)
 
     async def __aenter__(self) -> Store:
         await self.open()

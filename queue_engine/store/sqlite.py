@@ -28,6 +28,8 @@ from .migrate import pending
 from .sqlite_tx import SQLiteTx
 
 log = logging.getLogger(__name__)
+BUSY_WAIT_MS = 5  # how long a statement may block the loop on another process's lock
+LOCK_WAIT_S = 5.0  # how long a batch waits, off the loop, for that lock before it fails
 Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 Outcome = tuple[bool, Any]
 
@@ -45,6 +47,8 @@ class SQLiteStore(Store):
         self._flusher: asyncio.Task[None] | None = None
         self._trace: Callable[[str], None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._reading = asyncio.Lock()
 
     async def open(self) -> None:
         if self.path != ":memory:":
@@ -56,16 +60,22 @@ class SQLiteStore(Store):
             self._checkpointer = asyncio.create_task(self._checkpoints(), name="sqlite-checkpoints")
 
     async def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
-            self._checkpointer = None
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        try:
+            if self._checkpointer is not None:
+                self._checkpointer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._checkpointer
+                self._checkpointer = None
+            if self._flusher is not None:
+                await asyncio.shield(self._flusher)
+        finally:
+            async with self._reading:
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     async def run(self, fn: Callable[[Tx], R]) -> R:
         if self._db is None:
@@ -75,6 +85,31 @@ class SQLiteStore(Store):
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name="sqlite-group-commit")
         return await fut
+
+    async def read(self, fn: Callable[[Tx], R]) -> R:
+        """Run a long read-only ``fn`` on a connection of its own in a thread: WAL lets it
+        read a consistent snapshot while commits go on, and the loop is not held up."""
+        if self._db is None:
+            raise StoreError(reason="the store is not open")
+        if self.path == ":memory:":
+            return await self.run(fn)  # another connection would see another database
+        async with self._reading:
+            if self._reader is None:
+                self._reader = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                    check_same_thread=False,
+                )  # fmt: skip
+            return await asyncio.to_thread(self._read_on, self._reader, fn)
+
+    @staticmethod
+    def _read_on(conn: sqlite3.Connection, fn: Callable[[Tx], R]) -> R:
+        conn.execute("BEGIN")
+        try:
+            return fn(SQLiteTx(conn))
+        except Exception as exc:
+            raise _as_queue_error(exc) from exc
+        finally:
+            conn.execute("ROLLBACK")
 
     async def set_trace(self, callback: Callable[[str], None] | None) -> None:
         """Hand every statement the connection runs to ``callback`` (for bench/engine.py)."""
@@ -113,17 +148,22 @@ class SQLiteStore(Store):
                 await self._flush_batch(batch)
         finally:
             self._flusher = None
+            # Cancelled, or the connection gone: nobody may be left waiting.
+            for _, fut in self._pending:
+                if not fut.done():
+                    fut.set_exception(StoreError(reason="the store stopped before this ran"))
+            self._pending.clear()
 
     async def _flush_batch(self, batch: list[Job]) -> None:
         try:
-            outcomes, events = self._apply(batch)
-        except BaseException as exc:
-            # The batch itself failed (the connection closed under us): every caller in
-            # the batch must hear of it, never hang.
+            outcomes, events = await self._apply_when_free(batch)
+        except Exception as exc:
+            # The batch itself failed (the connection closed under us, or another process
+            # kept the database locked): every caller in it hears of it, never hangs.
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(StoreError(reason=f"{type(exc).__name__}: {exc}"))
-            raise
+            return
         try:
             if events:
                 self._committed(events)
@@ -136,6 +176,22 @@ class SQLiteStore(Store):
                 else:
                     fut.set_exception(value)
 
+    async def _apply_when_free(self, batch: list[Job]) -> tuple[list[Outcome], list]:
+        """Apply the batch; while another process holds the write lock, wait for it without
+        holding up the loop (the connection itself waits only BUSY_WAIT_MS)."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        delay = 0.005
+        while True:
+            try:
+                return self._apply(batch)
+            except _Locked:
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        reason=f"another process kept the database locked for {LOCK_WAIT_S:.0f} s"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
     # --- the statements ------------------------------------------------------
 
     def _configure(self) -> None:
@@ -143,7 +199,7 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_WAIT_MS}")  # on the loop: see _apply_when_free
         # Checkpoints run on their own connection and thread (see _checkpoints): done by the
         # committing connection they put a 10-20 ms stall into one command in a hundred.
         if self.path != ":memory:":
@@ -172,23 +228,35 @@ class SQLiteStore(Store):
 
     def _apply(self, batch: list[Job]) -> tuple[list[Outcome], list]:
         conn = self._raw()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise _Locked from exc
+            raise
         tx = SQLiteTx(conn)
         single = len(batch) == 1
         outcomes: list[Outcome] = []
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            for fn, _ in batch:
+            for fn, fut in batch:
+                if fut.cancelled():  # its caller gave up: do not commit what it asked
+                    outcomes.append((False, asyncio.CancelledError()))
+                    continue
                 outcomes.append(self._apply_one(conn, tx, fn, single))
             if single and not outcomes[0][0]:
                 conn.execute("ROLLBACK")
                 return outcomes, []
             conn.execute("COMMIT")
-        except BaseException as exc:
+        except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failure = StoreError(reason=str(exc))
             failure.__cause__ = exc
             return [(False, failure)] * len(batch), []
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         return outcomes, tx.events
 
     @staticmethod
@@ -210,6 +278,10 @@ class SQLiteStore(Store):
             return False, _as_queue_error(exc)
         conn.execute("RELEASE job")
         return True, value
+
+
+class _Locked(Exception):
+    """Another process holds the database's write lock."""
 
 
 def _as_queue_error(exc: Exception) -> Exception:

@@ -1,0 +1,144 @@
+"""The SQLite backend's own promises: transactions run inline on the loop, so it must never
+hold the loop while another process has the database locked, never commit work its caller
+gave up on, never leave a caller waiting, and run long reports off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from queue_engine.errors import StoreError
+from queue_engine.store import sqlite as backend
+from queue_engine.store.base import Tx
+from queue_engine.store.sqlite import SQLiteStore
+
+
+def insert(value: int):  # type: ignore[no-untyped-def]
+    def fn(tx: Tx) -> int:
+        tx.execute(
+            "INSERT INTO reader_cursors (name, position) VALUES (?, ?)", (f"r{value}", value)
+        )
+        return value
+
+    return fn
+
+
+async def names(store: SQLiteStore) -> list[str]:
+    rows = await store.run(lambda tx: tx.execute("SELECT name FROM reader_cursors ORDER BY name"))
+    return [r[0] for r in rows]
+
+
+@pytest.fixture
+async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = SQLiteStore(tmp_path / "hall.db")
+    async with s:
+        yield s
+
+
+async def ticks_during(coro, every_s: float = 0.01) -> tuple[object, int]:  # type: ignore[no-untyped-def]
+    """Run ``coro`` while counting how often a 10 ms sleeper gets the loop."""
+    count = 0
+    stop = asyncio.Event()
+
+    async def sleeper() -> None:
+        nonlocal count
+        while not stop.is_set():
+            await asyncio.sleep(every_s)
+            count += 1
+
+    task = asyncio.create_task(sleeper())
+    try:
+        return await coro, count
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_lock_held_by_another_process_is_waited_out_off_the_loop(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "hall.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer: an operator's sqlite3 shell, say
+    asyncio.get_running_loop().call_later(0.4, other.execute, "COMMIT")
+    t0 = time.monotonic()
+    result, ticks = await ticks_during(store.run(insert(1)))
+    assert result == 1 and time.monotonic() - t0 >= 0.35
+    assert ticks >= 20, f"the loop stood still while waiting ({ticks} ticks in 0.4 s)"
+    assert await names(store) == ["r1"]
+    other.close()
+
+
+async def test_a_lock_held_too_long_fails_every_waiting_caller_and_the_store_recovers(
+    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backend, "LOCK_WAIT_S", 0.3)
+    monkeypatch.setattr(store, "_batch_limit", 2)  # the callers span several batches
+    other = sqlite3.connect(tmp_path / "hall.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    results = await asyncio.gather(
+        *(store.run(insert(i)) for i in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, StoreError) for r in results), results
+    assert "locked" in str(results[0])
+    other.execute("ROLLBACK")
+    other.close()
+    assert await store.run(insert(9)) == 9, "a later command runs"
+    assert await names(store) == ["r9"]
+
+
+async def test_a_caller_that_gave_up_before_its_turn_commits_nothing(store: SQLiteStore) -> None:
+    kept = asyncio.ensure_future(store.run(insert(1)))
+    dropped = asyncio.ensure_future(store.run(insert(2)))
+    await asyncio.sleep(0)  # both queued for the same batch, which has not run yet
+    dropped.cancel()
+    assert await kept == 1
+    with pytest.raises(asyncio.CancelledError):
+        await dropped
+    assert await names(store) == ["r1"]
+
+
+async def test_closing_fails_no_caller_and_finishes_pending_work(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "hall.db")
+    await store.open()
+    pending = [asyncio.ensure_future(store.run(insert(i))) for i in range(3)]
+    await asyncio.sleep(0)
+    await store.close()
+    assert [await p for p in pending] == [0, 1, 2]
+    with pytest.raises(StoreError):
+        await store.run(insert(4))
+
+
+async def test_a_long_report_runs_off_the_loop_on_a_snapshot(store: SQLiteStore) -> None:
+    await asyncio.gather(*(store.run(insert(i)) for i in range(3)))
+
+    def report(tx: Tx) -> list[list[str]]:
+        def names_now() -> list[str]:
+            return [r[0] for r in tx.execute("SELECT name FROM reader_cursors ORDER BY name")]
+
+        first = names_now()
+        time.sleep(0.3)  # a long scan of the log, holding no lock the writer needs
+        return [first, names_now()]
+
+    async def write_meanwhile() -> float:
+        await asyncio.sleep(0.05)
+        t0 = time.monotonic()
+        await store.run(insert(7))
+        return time.monotonic() - t0
+
+    (seen, ticks), took = await asyncio.gather(ticks_during(store.read(report)), write_meanwhile())
+    assert seen == [["r0", "r1", "r2"]] * 2, "the report reads the snapshot it began with"
+    assert ticks >= 15 and took < 0.1, "neither the loop nor the writer waited for the report"
+    with pytest.raises(StoreError, match="readonly"):
+        await store.read(lambda tx: tx.execute("DELETE FROM reader_cursors"))  # read-only
+
+
+async def test_in_memory_reports_run_as_transactions() -> None:
+    async with SQLiteStore(":memory:") as store:
+        await store.run(insert(1))
+        assert await store.read(lambda tx: tx.execute("SELECT COUNT(*) FROM reader_cursors")) == [
+            (1,)
+        ]
