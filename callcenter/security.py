@@ -74,6 +74,8 @@ def _devices(settings: Settings) -> dict[str, Device]:
         kind = one_of(entry, "kind", path, DEVICE_KINDS, "device kind")
         token = text(entry, "token", path)
         check(len(token) >= 12, f"{path}.token", "must be at least 12 characters")
+        twin = next((d.id for d in devices.values() if d.token == token), None)
+        check(twin is None, f"{path}.token", f"is the same as device {twin!r}'s: one token per device")
         window = typed(entry, "window", path, str, None)
         if window is not None:
             check(

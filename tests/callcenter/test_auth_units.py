@@ -330,3 +330,18 @@ def test_mask_phone(phone: str | None, masked: str) -> None:
 )
 def test_mask_name(name: str, masked: str) -> None:
     assert mask_name(name) == masked
+
+
+def test_two_devices_may_not_share_a_token(settings: Settings) -> None:
+    """A shared token would let one device act as the other (and make the look-up pick one)."""
+    import tomllib
+
+    from callcenter.settings import ConfigError, parse_settings
+
+    data = tomllib.loads(settings.source.read_text(encoding="utf-8"))
+    data["devices"][1]["token"] = data["devices"][0]["token"]
+    authority_from(
+        parse_settings(tomllib.loads(settings.source.read_text(encoding="utf-8")), settings.source)
+    )
+    with pytest.raises(ConfigError, match=r"devices\[1\]\.token: is the same as device"):
+        authority_from(parse_settings(data, settings.source))
