@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sms.views import forbidden_exception
 
-from .views import TWIML, WEBHOOKS, Hotline, Webhook, _Params
+from .views import TWIML, WEBHOOKS, Hotline, SignedForm, Webhook
 
 MAX_BODY = 64 * 1024  # the provider's form for one call event is well under 2 KiB
 MAX_FIELDS = 1000  # as Starlette's form parser allows
@@ -61,7 +61,7 @@ class VoiceFastPath:
             body = await self._body(receive, length)
             if body is None:
                 return  # the client went away
-            form = _Params(_parse(body))
+            form = SignedForm(_parse(body))
             if not self.hotline.signature.valid(scope, form, signature):
                 raise forbidden_exception()
             query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))

@@ -76,7 +76,7 @@ class Hotline:
         return Signature(token, self.config.public_url)
 
 
-class _Params(dict[str, str]):
+class SignedForm(dict[str, str]):
     """The form as the twilio library reads it: ``getall`` spares it two AttributeErrors
     per parameter (it tries a MultiDict's ``getall``, then a QueryDict's ``getlist``)."""
 
@@ -102,7 +102,7 @@ class Signature:
         """Whether ``signature`` signs this request (its scope) and its parsed ``form``."""
         if self.validator is None or not signature:
             return False
-        params = form if isinstance(form, _Params) else _Params(form)
+        params = form if isinstance(form, SignedForm) else SignedForm(form)
         if self.base is not None:
             try:
                 query = scope["query_string"].decode()
@@ -242,7 +242,7 @@ def hotline_router(hotline: Hotline) -> APIRouter:
     signature = hotline.signature
 
     async def signed(request: Request) -> dict[str, str]:
-        form = _Params((k, str(v)) for k, v in (await request.form()).items())
+        form = SignedForm((k, str(v)) for k, v in (await request.form()).items())
         if not signature.valid(request.scope, form, request.headers.get("x-twilio-signature", "")):
             raise forbidden_exception()
         return form
