@@ -75,7 +75,9 @@ def _devices(settings: Settings) -> dict[str, Device]:
         token = text(entry, "token", path)
         check(len(token) >= 12, f"{path}.token", "must be at least 12 characters")
         twin = next((d.id for d in devices.values() if d.token == token), None)
-        check(twin is None, f"{path}.token", f"is the same as device {twin!r}'s: one token per device")
+        check(
+            twin is None, f"{path}.token", f"is the same as device {twin!r}'s: one token per device"
+        )
         window = typed(entry, "window", path, str, None)
         if window is not None:
             check(
