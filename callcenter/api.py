@@ -37,6 +37,39 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/api", responses=ERRORS)
 
 
+# The workstation's one-word actions: each calls one engine verb for the signed-in number
+# and answers with the workstation as it is after it. Registered first: routes are matched
+# in order, and these are most of the traffic a busy hall sends.
+DESK_ACTIONS = (
+    ("call-next", "call_next", "workstations",
+     "Call the next ticket the routing policy picks (ticket is null if nobody waits)."),
+    ("recall", "recall", "workstations",
+     "Call the current ticket again; past the configured recalls it becomes a no-show."),
+    ("start", "start_service", "workstations", "The called citizen has arrived: start the service."),
+    ("complete", "complete", "workstations", "Finish the service."),
+    ("no-show", "mark_no_show", "workstations", "The called citizen did not come (过号)."),
+    ("hold", "hold", "workstations",
+     "Suspend the current service (挂起) while the citizen fetches a document."),
+    ("accept", "accept", "hotline", "Accept the call offered to this hotline seat."),
+    ("reject", "reject", "hotline",
+     "Reject the offered call; it goes to the next agent, keeping its place."),
+)  # fmt: skip
+
+
+def _desk_action(path: str, verb: str, tag: str, doc: str) -> None:
+    async def action(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
+        await getattr(runtime.engine, verb)(vn)
+        return await _after(runtime, vn)
+
+    action.__name__ = action.__qualname__ = verb
+    action.__doc__ = doc
+    router.post(f"/halls/{{hall}}/workstations/{{vn}}/{path}", tags=[tag])(action)
+
+
+for _spec in DESK_ACTIONS:
+    _desk_action(*_spec)
+
+
 def ticket_response(runtime: HallRuntime, t: Ticket, **kw: Any) -> TicketOut:
     """A ticket as the API returns it (service names, masked phone)."""
     svc = runtime.engine.hall.service(t.service)
@@ -179,38 +212,6 @@ async def resume_work(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
 
 async def _after(runtime: HallRuntime, vn: str) -> WorkstationOut:
     return await _workstation(runtime, *await runtime.engine.desk(vn))
-
-
-# The workstation's one-word actions: each calls one engine verb for the signed-in number
-# and answers with the workstation as it is after it.
-DESK_ACTIONS = (
-    ("call-next", "call_next", "workstations",
-     "Call the next ticket the routing policy picks (ticket is null if nobody waits)."),
-    ("recall", "recall", "workstations",
-     "Call the current ticket again; past the configured recalls it becomes a no-show."),
-    ("start", "start_service", "workstations", "The called citizen has arrived: start the service."),
-    ("complete", "complete", "workstations", "Finish the service."),
-    ("no-show", "mark_no_show", "workstations", "The called citizen did not come (过号)."),
-    ("hold", "hold", "workstations",
-     "Suspend the current service (挂起) while the citizen fetches a document."),
-    ("accept", "accept", "hotline", "Accept the call offered to this hotline seat."),
-    ("reject", "reject", "hotline",
-     "Reject the offered call; it goes to the next agent, keeping its place."),
-)  # fmt: skip
-
-
-def _desk_action(path: str, verb: str, tag: str, doc: str) -> None:
-    async def action(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
-        await getattr(runtime.engine, verb)(vn)
-        return await _after(runtime, vn)
-
-    action.__name__ = action.__qualname__ = verb
-    action.__doc__ = doc
-    router.post(f"/halls/{{hall}}/workstations/{{vn}}/{path}", tags=[tag])(action)
-
-
-for _spec in DESK_ACTIONS:
-    _desk_action(*_spec)
 
 
 @router.post("/halls/{hall}/workstations/{vn}/resume-ticket", tags=["workstations"])

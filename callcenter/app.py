@@ -107,16 +107,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    # Routes are matched in order: health checks and the provider's webhooks, which must
-    # answer fastest and arrive most often while calls hold, come first.
+    # Routes are matched in order, a few microseconds each: health checks and the API,
+    # whose workstation actions come first in it, lead. The hold loop's signed webhooks
+    # skip FastAPI's routing altogether (their routes stay for the OpenAPI document and
+    # whatever the lean path leaves to them).
     _health(app, ctx)
+    app.include_router(api_router)
     if hotline is not None:
         app.include_router(hotline_router(hotline))
-        # The hold loop's signed webhooks skip FastAPI's routing and dependencies (the routes
-        # above stay for the OpenAPI document and whatever the lean path leaves to them).
         app.add_middleware(VoiceFastPath, hotline=hotline)
     app.include_router(webhook_router(sms, wiring))
-    app.include_router(api_router)
     app.include_router(records_router)
     app.include_router(hotline_api_router)
     app.add_exception_handler(*forbidden_handler())
