@@ -96,7 +96,7 @@ class SQLiteStore(Store):
         async with self._reading:
             if self._reader is None:
                 self._reader = sqlite3.connect(
-                    f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                    f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
                     check_same_thread=False,
                 )  # fmt: skip
             return await asyncio.to_thread(self._read_on, self._reader, fn)
