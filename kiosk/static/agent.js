@@ -1,8 +1,8 @@
 /* The 96166 agent console: sign in at a hotline seat; presence (available, on a call,
  * wrap-up with its countdown, paused with a reason); the offered call with accept, reject
  * and the offer's countdown; on the call the caller's history (with past calls' notes), a
- * case look-up, call notes saved with the call, and the work-order form; finish the call
- * into wrap-up. Live through the feed. */
+ * case look-up, call notes saved with the call (agent_notes.js), and the work-order form;
+ * finish the call into wrap-up. Live through the feed. */
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
@@ -10,10 +10,8 @@
   var CFG = JSON.parse($("hotline-config").textContent);
   var BASE = "/api/halls/" + encodeURIComponent(API.hall);
   var LAST = "cc.agent.last";       // the call just finished, for orders opened in wrap-up
-  var NOTES = "cc.agent.notes.free"; // notes not tied to a call: on this computer only
-  var DRAFT = "cc.agent.draft.";     // a call's notes the server has not confirmed yet
   var info = null, me = null, ws = null, feed = null, busy = false;
-  var historyFor = null, notesKey = null, titleBase = document.title;
+  var historyFor = null, titleBase = document.title;
 
   var PRESENCE = {
     available: ["空闲", "Available"], calling: ["来电待接", "Call offered"],
@@ -34,19 +32,20 @@
     var d = info && info.departments.filter(function (x) { return x.code === code; })[0];
     return d ? [d.name_zh, d.name_en] : [code || "—", code || "—"];
   }
-  function store(key, value) {
-    try {
-      if (value == null || value === "") localStorage.removeItem(key); else localStorage.setItem(key, value);
-    } catch (e) { /* private mode */ }
-  }
-  function recall(key) {
-    try { return localStorage.getItem(key); } catch (e) { return null; }
-  }
   function lastCall() {
     try { return JSON.parse(sessionStorage.getItem(LAST) || "null"); } catch (e) { return null; }
   }
   function keepLastCall(t) {
     try { sessionStorage.setItem(LAST, JSON.stringify(t)); } catch (e) { /* private mode */ }
+  }
+  /** The call notes and orders belong to: the ticket at the seat, or in wrap-up the one just finished. */
+  function currentCall() {
+    if (ws && ws.ticket) return ws.ticket;
+    return ws && ws.state === "wrap_up" ? lastCall() : null;
+  }
+  function currentCallId() {
+    var call = currentCall();
+    return call ? call.id : null;
   }
 
   // --- choosing a seat -----------------------------------------------------------------
@@ -92,7 +91,7 @@
     setAlert(w.state === "calling" && t && t.state === "called");
     if (t && t.id !== historyFor) loadHistory(t.id);
     linkOrder();
-    switchNotes();
+    AgentNotes.switchTo(currentCall());
     tick();
   }
 
@@ -262,7 +261,7 @@
     parts.push(section("号票", "Tickets", h.tickets, function (t) {
       var n = serviceName(t.service), st = API.TICKET_STATE[t.state] || [t.state, t.state];
       var ch = CHANNEL[t.channel] || [t.channel, t.channel];
-      var said = callNotes(t.notes);
+      var said = AgentNotes.render(t.notes);
       return "<li" + (said ? ' class="has-notes"' : "") + ' data-ticket="' + esc(t.id) + '"><span class="mono">' + esc(t.number) + "</span>" +
         '<span class="tag">' + esc(ch[0]) + "</span>" + '<span class="grow">' + esc(n[0]) + " · " + esc(st[0]) + "</span><time>" +
         esc(t.day.slice(5)) + " " + esc(API.fmtTime(t.arrived_at)) + "</time>" + said + "</li>";
@@ -323,142 +322,6 @@
       "<dt>状态 Status</dt><dd>" + esc(c.status) + (c.closed_at ? " · 已办结 closed" : "") + "</dd>" +
       "<dt>承诺 Promised</dt><dd>" + esc(c.promised_day) + "</dd></dl>" +
       (steps ? '<ul class="timeline compact">' + steps + "</ul>" : "");
-  }
-
-  // --- notes ------------------------------------------------------------------------------------
-  // A call's notes are saved with the call on the server a moment after typing stops (and on
-  // leaving the box or the call). Until the server has them they are also kept as a draft in
-  // localStorage, so a dropped network or a closed tab loses nothing: drafts go up on retry.
-
-  var notesId = null, notesChain = Promise.resolve(), notesTimer = null, retryTimer = null;
-  var notesSaved = {}, refused = {}, loading = {}; // by ticket id: the server's text; refused drafts
-
-  function currentCallId() {
-    if (ws && ws.ticket) return ws.ticket.id;
-    var last = ws && ws.state === "wrap_up" ? lastCall() : null;
-    return last ? last.id : null;
-  }
-
-  function draftKey(id) { return DRAFT + me.virtual_number + "." + id; }
-  function notesUrl(id) { return BASE + "/tickets/" + id + "/notes"; }
-
-  function notesStatus(state, zh, en) {
-    var el = $("notes-status");
-    el.dataset.state = state;
-    el.innerHTML = zh ? bi(zh, en, "row") : "";
-  }
-  function savedStatus(at) {
-    notesStatus("saved", "已保存 " + API.fmtTime(at), "Saved " + API.fmtTime(at));
-  }
-
-  function switchNotes() {
-    var id = currentCallId(), key = id ? "call." + id : "free";
-    if (key === notesKey) return;
-    saveNotes(); // whatever the call being left still has unsaved goes now
-    notesKey = key;
-    notesId = id;
-    var t = ws && ws.ticket ? ws.ticket : lastCall();
-    $("notes-for").innerHTML = id && t ? bi("来电 " + t.number, "Call " + t.number, "row") : bi("未关联来电", "Not tied to a call", "row");
-    if (!id) {
-      $("notes").value = recall(NOTES) || "";
-      notesStatus("local", "仅保存在本机", "Kept on this computer");
-      return;
-    }
-    $("notes").value = recall(draftKey(id)) || "";
-    notesStatus("", "", "");
-    delete notesSaved[id];
-    loadNotes(id);
-  }
-
-  /** The agent's own note on the call as the server has it. Nothing of the call is saved
-   * before this is known, so an empty box never overwrites a saved note; what was typed
-   * meanwhile (or left as a draft) wins and goes up next. */
-  function loadNotes(id) {
-    if (loading[id]) return;
-    loading[id] = true;
-    API.get(notesUrl(id)).then(function (body) {
-      loading[id] = false;
-      var mine = body.notes.filter(function (n) { return n.author === me.virtual_number; })[0];
-      notesSaved[id] = mine ? mine.text : "";
-      if (id !== notesId) return;
-      if (!$("notes").value) $("notes").value = notesSaved[id];
-      if ($("notes").value.trim() !== notesSaved[id]) saveNotes();
-      else if (mine) savedStatus(mine.at);
-    }, function (err) {
-      loading[id] = false;
-      if (err.status === 401) { Signin.guard(err); return; }
-      if (id === notesId) notesStatus("failed", "未能读取已保存的记录，稍后重试", "Could not read the saved notes; retrying");
-      clearTimeout(retryTimer);
-      retryTimer = setTimeout(flushDrafts, 5000);
-    });
-  }
-
-  function typedNotes() {
-    var text = $("notes").value;
-    clearTimeout(notesTimer);
-    if (!notesId) { store(NOTES, text); return; }
-    store(draftKey(notesId), text);
-    notesTimer = setTimeout(saveNotes, 800);
-  }
-
-  function saveNotes() {
-    clearTimeout(notesTimer);
-    if (!notesId || !me) return;
-    if (notesId in notesSaved) queueSave(notesId, $("notes").value.trim());
-    else loadNotes(notesId); // saves once it knows what the server holds
-  }
-
-  /** Saves run one after another, so the server keeps them in the order they were typed. */
-  function queueSave(id, text) {
-    notesChain = notesChain.then(function () { return putNotes(id, text); });
-  }
-
-  function putNotes(id, text) {
-    if (notesSaved[id] === text) { forgetDraft(id, text); return null; }
-    if (id === notesId) notesStatus("saving", "正在保存…", "Saving…");
-    return API.request("PUT", notesUrl(id), { text: text }).then(function (note) {
-      notesSaved[id] = note.text;
-      forgetDraft(id, note.text);
-      if (id === notesId) savedStatus(note.at);
-    }, function (err) {
-      if (err.status === 401) { Signin.guard(err); return; }
-      var again = !err.status || err.status === 429 || err.status >= 500;
-      if (!again) refused[id] = true; // the draft stays on this computer, but is not sent again
-      if (id === notesId) {
-        if (again) notesStatus("failed", "保存失败，稍后重试", "Not saved, retrying");
-        else notesStatus("failed", "未保存：" + err.message_zh, "Not saved: " + err.message_en);
-      }
-      if (again) { clearTimeout(retryTimer); retryTimer = setTimeout(flushDrafts, 5000); }
-    });
-  }
-
-  function forgetDraft(id, text) {
-    var draft = recall(draftKey(id));
-    if (draft != null && draft.trim() === text) store(draftKey(id), null);
-  }
-
-  /** Send every draft the server has not confirmed (after an outage, or left by a closed tab). */
-  function flushDrafts() {
-    if (!me) return;
-    var prefix = DRAFT + me.virtual_number + ".", found = [];
-    try {
-      for (var i = 0; i < localStorage.length; i++) {
-        var key = localStorage.key(i);
-        if (key && key.indexOf(prefix) === 0 && /^\d+$/.test(key.slice(prefix.length))) found.push(+key.slice(prefix.length));
-      }
-    } catch (e) { return; }
-    found.forEach(function (id) {
-      if (id !== notesId && !refused[id]) queueSave(id, (recall(draftKey(id)) || "").trim());
-    });
-    saveNotes(); // the open call's box (a cleared note leaves no draft behind)
-  }
-
-  function callNotes(list) {
-    if (!list || !list.length) return "";
-    return '<div class="call-notes">' + list.map(function (n) {
-      return '<p class="call-note"><b>' + esc(n.author_name || n.author) + "</b><time>" + esc(API.fmtTime(n.at)) + "</time>" +
-        "<span>" + esc(n.text) + "</span></p>";
-    }).join("") + "</div>";
   }
 
   // --- the work-order form -----------------------------------------------------------------------
@@ -550,7 +413,7 @@
       var b = e.target.closest("[data-act]");
       if (!b || b.disabled) return;
       var a = b.dataset.act;
-      if (a === "complete") saveNotes(); // wrap-up: the call's notes go with it
+      if (a === "complete") AgentNotes.save(); // wrap-up: the call's notes go with it
       if (a === "pause") act("pause", { reason: $("pause-reason").value });
       else act(a);
     });
@@ -558,10 +421,7 @@
     $("order-form").addEventListener("reset", function () { setTimeout(submitLabel, 0); $("order-error").innerHTML = ""; });
     $("caller-form").addEventListener("submit", lookupCaller);
     $("case-form").addEventListener("submit", lookupCase);
-    $("notes").addEventListener("input", typedNotes);
-    $("notes").addEventListener("blur", saveNotes);
-    window.addEventListener("online", flushDrafts);
-    window.addEventListener("pagehide", saveNotes);
+    AgentNotes.init({ base: BASE, me: function () { return me; } });
     $("notes-copy").addEventListener("click", function () {
       var text = $("notes").value.trim(), desc = $("order-desc");
       if (!text) return;
@@ -580,7 +440,7 @@
       buildForm();
       return API.get(BASE + "/snapshot").then(function (snap) { API.syncClock(snap.at); });
     }).then(load).then(function () {
-      flushDrafts();
+      AgentNotes.flushDrafts();
       if (!feed) feed = API.feed(API.hall, API.token(), onEvent, { onOpen: reload });
     }).catch(Signin.guard);
   });
