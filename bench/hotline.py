@@ -26,7 +26,6 @@ import os
 import random
 import re
 import secrets
-import shutil
 import socket
 import statistics
 import subprocess
@@ -47,6 +46,7 @@ if __package__ in (None, ""):
 
 from twilio.request_validator import RequestValidator  # noqa: E402
 
+from bench import profiling  # noqa: E402
 from tests.hotline.fake_twilio import FakeTwilio  # noqa: E402
 
 HALL, PASSWORD, AGENT, SEAT = "wuhou", "96166demo", "W0101", "H01"
@@ -310,48 +310,7 @@ async def profile_phase(conns: list[Http], signer: Signer, account: str, port: i
     while time.perf_counter() < deadline:
         await measure(conns, signer, account, port, tickets, 500, rng)
     proc.wait(args.profile_s + 30)
-    return top_costs(out)
-
-
-def top_costs(raw: Path, n: int = 15) -> dict[str, Any]:
-    """From py-spy's collapsed stacks: the functions with most samples, inclusive and self."""
-    inclusive: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        k = int(count)
-        total += k
-        frames = [_frame(f) for f in stack.split(";")]
-        for f in set(frames):
-            inclusive[f] += k
-        own[frames[-1]] += k
-
-    def pc(k: int) -> float:
-        return round(100 * k / total, 1) if total else 0.0
-
-    plumbing = [f for f in inclusive if f.split(" ")[0] in PLUMBING]
-    return {"samples": total,
-            "inclusive_pct": [(f, pc(k)) for f, k in inclusive.most_common() if f not in plumbing][:n],
-            "self_pct": [(f, pc(k)) for f, k in own.most_common(n)]}  # fmt: skip
-
-
-# Frames every sample passes through (thread and loop start-up): not costs of their own.
-PLUMBING = {"<module>", "_run_code", "_run_module_as_main", "main", "run", "Runner.run",
-            "BaseEventLoop.run_until_complete", "BaseEventLoop.run_forever", "BaseEventLoop._run_once",
-            "Thread._bootstrap", "Thread._bootstrap_inner", "Thread.run", "Server.serve", "Server._serve",
-            "_serve", "Config.load", "Handle._run"}  # fmt: skip
-FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>[^()]*?):(?P<line>\d+)\)$")
-
-
-def _frame(text: str) -> str:
-    """'est (/work/main/queue_engine/engine.py:547)' → 'est engine.py:547'."""
-    m = FRAME.match(text.strip())
-    if m is None:
-        return text.strip()
-    return f"{m['name']} {m['file'].rsplit('/', 1)[-1]}:{m['line']}"
+    return profiling.top_costs(out)
 
 
 def start_server(cfg: Path, port: int, url: str, log: Path) -> subprocess.Popen[bytes]:
@@ -392,17 +351,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         profile = None
         if args.profile:
-            spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin")) or shutil.which("py-spy")
-            if spy is None:
-                raise SystemExit("--profile needs py-spy")
             out = Path(tmp) / "profile.txt"
 
             def profile() -> tuple[subprocess.Popen[bytes], Path]:
-                cmd = [spy, "record", "--pid", str(server.pid), "--duration", str(int(args.profile_s)),
-                       "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"]  # fmt: skip
-                return subprocess.Popen(
-                    cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                ), out
+                return profiling.record(server.pid, args.profile_s, out), out
 
         try:
             res = asyncio.run(drive(args, port, fake, profile))
@@ -441,13 +393,7 @@ def main() -> int:
           f" ({args.requests} requests each over {args.conns} connections; fake Twilio saw"
           f" {dict(res['fake_requests']) or 'nothing'}; server tracebacks: {res['server_errors']})")  # fmt: skip
     if "profile" in big:
-        prof = big["profile"]
-        print(f"py-spy, {prof['samples']} samples; inclusive:")
-        for name, share in prof["inclusive_pct"]:
-            print(f"  {share:5.1f}%  {name}")
-        print("self:")
-        for name, share in prof["self_pct"]:
-            print(f"  {share:5.1f}%  {name}")
+        print(profiling.report(big["profile"]))
     print(json.dumps({"calls": 1000, "webhook_p50_ms": big["webhook_p50_ms"],
                       "webhook_p99_ms": big["webhook_p99_ms"], "trivial_p99_ms": big["trivial_p99_ms"]}))  # fmt: skip
     return 0

@@ -11,7 +11,7 @@ feed clients (raw asyncio sockets, their own process), then with them connected:
 The server's copy of config.toml has no [hall.hours] (outside them the ticker expires
 every waiting ticket). The last line of output is one line of JSON.
 
-    python bench/realtime.py [--clients 200] [--requests 300] [--duration 5] [--quick]
+    python bench/realtime.py [--clients 200] [--requests 300] [--duration 5] [--quick] [--profile]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
+from bench import profiling  # noqa: E402
 from callcenter.settings import Settings, load_settings  # noqa: E402
 from queue_engine import Engine, SystemClock, open_store  # noqa: E402
 
@@ -202,6 +203,23 @@ async def timed(port: int, duration: float, work: Work) -> tuple[int, int, float
     return sum(d[0] for d in done), sum(d[1] for d in done), secs
 
 
+async def profiled(args: argparse.Namespace, pid: int, run: Callable[[], Awaitable[Any]]) -> Any:
+    """``run()``; with --profile, also py-spy ``pid`` through it after a second's run-in."""
+    if not args.profile:
+        return await run(), None
+    out = Path(args.tmp) / "profile.txt"
+
+    async def spy() -> None:
+        await asyncio.sleep(1.0)
+        proc = profiling.record(pid, args.duration - 2, out)
+        await asyncio.to_thread(proc.wait, 30)
+
+    watching = asyncio.create_task(spy())
+    result = await run()
+    await watching
+    return result, profiling.top_costs(out)
+
+
 async def drive(args: argparse.Namespace, port: int, staff: list[Staffer], pids: dict[str, int],
                 report: Callable[[], Awaitable[FeedReport]]) -> dict[str, Any]:  # fmt: skip
     http, cycles = await connect(port), []
@@ -261,7 +279,10 @@ async def drive(args: argparse.Namespace, port: int, staff: list[Staffer], pids:
     res["incomplete"] = len(sent) - len(seen)
     await timed(port, 0.5, healthz_on)  # warm-up
     before = (await report())[1]
-    res["calls"] = await phase("call-next", lambda: timed(port, args.duration, cycles_on))
+    res["calls"], res["profile"] = await phase(
+        "call-next",
+        lambda: profiled(args, pids["server"], lambda: timed(port, args.duration, cycles_on)),
+    )
     await asyncio.sleep(0.5)
     _, events, res["lost"] = await report()
     got = [after - b for after, b in zip(events, before, strict=True)]
@@ -294,6 +315,7 @@ def start_server(cfg: Path, url: str, log: Path) -> tuple[subprocess.Popen[bytes
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-rt-") as tmp:
+        args.tmp = tmp
         cfg, url = bench_config(Path(tmp)), f"sqlite:///{tmp}/rt.db"
         settings = load_settings(cfg, {"CALLCENTER_STORE_URL": url})
         staff = asyncio.run(prefill(settings, args.backlog))
@@ -337,6 +359,8 @@ def main() -> int:
     p.add_argument("--backlog", type=int, default=6000, help="tickets waiting at the start")
     p.add_argument("--gap-ms", type=float, default=25.0, help="pause between timed calls")
     p.add_argument("--quick", action="store_true", help="at most 60 timed calls and 2 s phases")
+    p.add_argument("--profile", action="store_true",
+                   help="py-spy the server during the call-next phase (needs py-spy; use --duration 8)")  # fmt: skip
     args = p.parse_args()
     if args.quick:
         args.requests, args.duration = min(args.requests, 60), min(args.duration, 2.0)
@@ -361,6 +385,8 @@ def main() -> int:
         *(f"    {n:<16}" + "".join(f"{v:9.1f}" for v in c.values()) for n, c in cpu.items()),
     ]
     print("\n".join(lines))
+    if res["profile"]:
+        print(profiling.report(res["profile"]))
     print(json.dumps({
         "call_to_last_client_p50_ms": round(p50, 2), "call_to_last_client_p99_ms": round(p99, 2),
         "call_next_rps": round(call_rps, 1), "trivial_rps": round(triv_rps, 1),
