@@ -150,7 +150,7 @@ class FeedHub:
     load the number of batches per second, not of events, bounds the work.
     """
 
-    def __init__(self, hall: str, backlog: Backlog, *, gap_s: float = 0.01) -> None:
+    def __init__(self, hall: str, backlog: Backlog, *, gap_s: float = 0.02) -> None:
         self.hall = hall
         self._backlog = backlog
         self._gap_s = gap_s
