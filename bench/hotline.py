@@ -47,6 +47,7 @@ if __package__ in (None, ""):
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from bench import profiling  # noqa: E402
+from bench.rawhttp import Http, connect  # noqa: E402
 from tests.hotline.fake_twilio import FakeTwilio  # noqa: E402
 
 HALL, PASSWORD, AGENT, SEAT = "wuhou", "96166demo", "W0101", "H01"
@@ -112,39 +113,6 @@ class FakeInThread:
         self.thread.join(5)
 
 
-class Http(asyncio.Protocol):
-    """A minimal HTTP/1.1 keep-alive client: one request in flight, Content-Length bodies."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if (end := self.buf.find(b"\r\n\r\n")) < 0:
-            return
-        head = bytes(self.buf[:end]).lower() + b"\r\n"
-        at = head.index(b"content-length:") + 15
-        total = end + 4 + int(head[at : head.index(b"\r\n", at)])
-        if len(self.buf) >= total and self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result((int(self.buf[9:12]), bytes(self.buf[end + 4 : total])))
-            del self.buf[:total]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionError("server closed the connection"))
-
-    async def send(self, raw: bytes) -> tuple[int, bytes]:
-        assert self.transport is not None
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(raw)
-        return await self.waiter
-
-
 def raw_request(method: str, path: str, port: int, body: bytes = b"", headers: str = "") -> bytes:
     kind = "Content-Type: application/x-www-form-urlencoded\r\n" if method == "POST" else ""
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{kind}{headers}"
@@ -169,11 +137,6 @@ def call_params(i: int, account: str, **extra: str) -> dict[str, str]:
     return {"AccountSid": account, "ApiVersion": "2010-04-01", "CallSid": f"CA{i:032x}",
             "CallStatus": "in-progress", "Direction": "inbound", "From": phone, "Caller": phone,
             "To": NUMBER, "Called": NUMBER, **extra}  # fmt: skip
-
-
-async def connect(port: int) -> Http:
-    _, proto = await asyncio.get_running_loop().create_connection(Http, "127.0.0.1", port)
-    return proto
 
 
 async def build_calls(

@@ -40,6 +40,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
 from bench import profiling  # noqa: E402
+from bench.rawhttp import Http, connect  # noqa: E402
 from callcenter.settings import Settings, load_settings  # noqa: E402
 from queue_engine import Engine, SystemClock, open_store  # noqa: E402
 
@@ -138,58 +139,11 @@ def feed_process(port: int, n: int, conn: Connection) -> None:
     asyncio.run(serve())
 
 
-class Http(asyncio.Protocol):
-    """A minimal HTTP/1.1 keep-alive client: one request in flight, Content-Length bodies."""
-
-    def __init__(self) -> None:
-        self.buf, self.closed = bytearray(), False
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if (end := self.buf.find(b"\r\n\r\n")) < 0:
-            return
-        head = bytes(self.buf[:end]).lower() + b"\r\n"
-        at = head.index(b"content-length:") + 15
-        total = end + 4 + int(head[at : head.index(b"\r\n", at)])
-        if len(self.buf) >= total and self.waiter is not None:
-            self.waiter.set_result((int(self.buf[9:12]), bytes(self.buf[end + 4 : total])))
-            del self.buf[:total]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True  # uvicorn closes a keep-alive connection idle for 5 s
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionError("server closed the connection"))
-
-    async def send(self, raw: bytes) -> tuple[int, bytes]:
-        if self.transport is None or self.closed:
-            raise ConnectionError("the connection is closed")
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(raw)
-        return await self.waiter
-
-    async def ok(self, raw: bytes) -> dict[str, Any]:
-        status, body = await self.send(raw)
-        if status >= 300:
-            raise RuntimeError(f"HTTP {status}: {body[:300]!r}")
-        out: dict[str, Any] = json.loads(body)
-        return out
-
-
 def request(method: str, path: str, token: str = "", body: bytes = b"") -> bytes:
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
     kind = "Content-Type: application/json\r\n" if body else ""
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{kind}"
     return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-
-
-async def connect(port: int) -> Http:
-    _, proto = await asyncio.get_running_loop().create_connection(Http, "127.0.0.1", port)
-    return proto
 
 
 async def timed(port: int, duration: float, work: Work) -> tuple[int, int, float]:
