@@ -104,6 +104,7 @@ async def hall_info(runtime: Hall) -> dict[str, Any]:
     h = runtime.engine.hall
     return {
         "code": h.code, "name_zh": h.name_zh, "name_en": h.name_en, "silent": h.policy.silent,
+        "next_completes": h.policy.next_completes,
         "departments": [vars_of(d) for d in h.departments],
         "services": [vars_of(s) | {"channel": s.channel.value} for s in h.services],
         "priority_classes": [vars_of(p) for p in h.priority_classes],

@@ -413,6 +413,7 @@ POLICY_FIELDS: Mapping[str, Callable[[Table, str, str], Any]] = {
     "handle_time_window": lambda t, key, path: positive_int(t, key, path),
     "silent": lambda t, key, path: typed(t, key, path, bool),
     "issue_outside_hours": lambda t, key, path: typed(t, key, path, bool),
+    "next_completes": lambda t, key, path: typed(t, key, path, bool),
 }
 
 

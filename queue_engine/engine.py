@@ -180,12 +180,20 @@ class Engine:
         return issue
 
     async def call_next(self, vn: str) -> Ticket | None:
-        """A window calls the next ticket the policy picks for it; None if nobody waits."""
+        """A window calls the next ticket the policy picks for it; None if nobody waits.
+
+        Under the hall's ``next_completes`` policy the ticket in hand (called or serving) is
+        completed first, in the same transaction: 下一位 on the caller pad.
+        """
         now = self.clock.now()
+        finishes = self.hall.policy.next_completes
 
         def call(tx: Tx) -> Ticket | None:
             ws = self._signed_in(tx, vn)
             self._require_kind(ws, SeatKind.WINDOW, "call next")
+            if finishes and ws.ticket_id is not None and ws.state in (W.CALLING, W.SERVING):
+                done, ws = tr.finish_for_next(self._ticket(tx, ws.ticket_id), ws, now)
+                self._save(tx, "ticket.completed", done, ws, by_next=True)
             tr.require_workstation(ws, (W.AVAILABLE, W.WRAP_UP), "call next")
             skills = self._skills_at(vn, SeatKind.WINDOW)
             heads = tx.waiting_heads(self.hall.code, list(skills), vn, now, self._class_codes)

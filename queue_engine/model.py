@@ -190,6 +190,9 @@ class Policy:
     handle_time_window: int = 20
     silent: bool = False
     issue_outside_hours: bool = False
+    # 下一位 ends the current visit, as the key on a counter's caller pad does: no separate
+    # 办结 press between citizens. Off, "call next" needs the window free.
+    next_completes: bool = False
 
 
 @dataclass(frozen=True, slots=True)

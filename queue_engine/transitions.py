@@ -192,6 +192,23 @@ def complete(
     return t, release(ws, now, wrap_up_s)
 
 
+def finish_for_next(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workstation]:
+    """下一位 ends the current visit (the hall's ``next_completes`` policy).
+
+    A serving ticket is completed. A called one is completed too, served from its call: at
+    a hall whose staff never press 开始办理 the citizen simply sat down; one who did not come
+    is marked 过号 before calling on. The window is free at once (the staffer is calling).
+    """
+    require_ticket(ticket, (T.CALLED, T.SERVING), "completed")
+    require_holder(ticket, ws)
+    started = ticket.started_at if ticket.started_at is not None else ticket.called_at
+    t = replace(
+        ticket, state=T.DONE, started_at=started, ended_at=now, updated_at=now,
+        offer_expires_at=None,
+    )  # fmt: skip
+    return t, release(ws, now, 0)
+
+
 def no_show(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workstation]:
     """The called citizen did not come (过号)."""
     require_ticket(ticket, (T.CALLED,), "marked no-show")

@@ -8,7 +8,7 @@
 
   // Which actions make sense in which state (the engine has the final word).
   var ENABLED = {
-    "call-next": function (w) { return !w.ticket && (w.state === "available" || w.state === "wrap_up"); },
+    "call-next": function (w) { return (!w.ticket && (w.state === "available" || w.state === "wrap_up")) || finishesInHand(w); },
     recall: function (w) { return w.ticket && w.ticket.state === "called"; },
     start: function (w) { return w.ticket && w.ticket.state === "called"; },
     "no-show": function (w) { return w.ticket && w.ticket.state === "called"; },
@@ -20,6 +20,12 @@
     resume: function (w) { return w.state === "paused" || w.state === "wrap_up"; },
     "sign-out": function (w) { return !w.ticket && ["available", "paused", "wrap_up"].indexOf(w.state) >= 0; },
   };
+
+  // Under the hall's "next_completes" policy 下一位 also finishes the ticket in hand.
+  function finishesInHand(w) {
+    return !!(info && info.next_completes && w.kind === "window" && w.ticket &&
+      (w.ticket.state === "called" || w.ticket.state === "serving"));
+  }
 
   function path(action) {
     return "/api/halls/" + API.hall + "/workstations/" + encodeURIComponent(me.virtual_number) + (action ? "/" + action : "");
@@ -80,7 +86,10 @@
     document.querySelectorAll("[data-action]").forEach(function (b) {
       var a = b.dataset.action;
       if (a === "accept" || a === "reject") b.hidden = !hotline;
-      if (a === "call-next") b.hidden = hotline;
+      if (a === "call-next") {
+        b.hidden = hotline;
+        b.innerHTML = finishesInHand(w) ? bi("办结并呼叫下一位", "Complete and call next") : bi("呼叫下一位", "Call next");
+      }
       b.disabled = busy || !ENABLED[a](w);
     });
     document.querySelectorAll("[data-reason]").forEach(function (b) {

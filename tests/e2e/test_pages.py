@@ -148,6 +148,9 @@ def _flow(pages: Pages, expect: Any) -> None:
     staff.click('[data-action="start"]')
     expect(staff.locator("#cur-state")).to_have_attribute("data-state", "serving")
     expect(window.locator("#win-body")).to_have_attribute("data-state", "serving")
+    # The demo hall's 下一位 finishes the ticket in hand (next_completes): offered while serving.
+    expect(staff.locator('[data-action="call-next"]')).to_be_enabled()
+    expect(staff.locator('[data-action="call-next"]')).to_contain_text("办结并呼叫下一位")
     staff.click('[data-action="complete"]')
     expect(staff.locator("#cur-number")).to_have_count(0)
     expect(staff.locator('[data-action="call-next"]')).to_be_enabled()

@@ -393,6 +393,65 @@ async def test_call_next_calls_the_waiting_ticket(
     )
 
 
+async def test_call_next_with_a_ticket_in_hand_needs_complete_first(engine: Engine) -> None:
+    await serving(engine)
+    await engine.take_ticket("biz")
+    with pytest.raises(WorkstationStateError):
+        await engine.call_next("W0001")
+
+
+@pytest.mark.parametrize("started", [True, False])
+async def test_next_completes_finishes_the_ticket_in_hand_then_calls(
+    store: Store, clock: FakeClock, started: bool
+) -> None:
+    engine = await with_hall(store, clock, make_hall(Policy(next_completes=True, wrap_up_s=60)))
+    await engine.sign_in("W0001", "1")
+    first = (await engine.take_ticket("biz")).ticket
+    second = (await engine.take_ticket("biz")).ticket
+    await engine.call_next("W0001")
+    clock.advance(30)
+    if started:
+        await engine.start_service("W0001")
+    clock.advance(240)
+    called = await engine.call_next("W0001")
+    assert called is not None and called.id == second.id and called.state == T.CALLED
+    done_ev, call_ev = await last(store, 2)
+    done = await engine.ticket(first.id)
+    assert done.state == T.DONE and done.ended_at == clock.now()
+    assert done.started_at == T0 + (30 if started else 0)  # from its start, else its call
+    freed = dataclasses.replace(
+        await engine.workstation("W0001"), state=W.AVAILABLE, ticket_id=None, since=clock.now(),
+        wrap_up_until=None,
+    )  # fmt: skip
+    expect(done_ev, "ticket.completed", ticket=done, ws=freed, vn="W0001", window="1", by_next=True)
+    assert call_ev.type == "ticket.called" and call_ev.ticket_id == second.id
+
+
+async def test_next_completes_with_nobody_waiting_frees_the_window(
+    store: Store, clock: FakeClock
+) -> None:
+    engine = await with_hall(store, clock, make_hall(Policy(next_completes=True)))
+    t = await serving(engine)
+    assert await engine.call_next("W0001") is None
+    assert (await engine.ticket(t.id)).state == T.DONE
+    w = await engine.workstation("W0001")
+    assert (w.state, w.ticket_id) == (W.AVAILABLE, None)
+    assert [e.type for e in await last(store, 1)] == ["ticket.completed"]
+
+
+async def test_next_completes_leaves_held_tickets_and_pauses_alone(
+    store: Store, clock: FakeClock
+) -> None:
+    engine = await with_hall(store, clock, make_hall(Policy(next_completes=True)))
+    held = await serving(engine)
+    await engine.hold("W0001")
+    assert await engine.call_next("W0001") is None  # nothing in hand, nobody waiting
+    assert (await engine.ticket(held.id)).state == T.HELD
+    await engine.pause("W0001", "break")
+    with pytest.raises(WorkstationStateError):
+        await engine.call_next("W0001")
+
+
 async def test_call_next_at_a_hotline_seat_is_the_wrong_seat_kind(engine: Engine) -> None:
     await engine.sign_in("W0101", "H01")
     await engine.take_ticket("consult")

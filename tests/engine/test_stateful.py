@@ -104,6 +104,8 @@ HALLS = {
         ),
         medical_limit=3,
     ),
+    # 下一位 on the caller pad: "call next" also finishes the ticket in hand.
+    "pad": _hall(Policy(next_completes=True, wrap_up_s=45.0)),
 }
 
 ACTIVE = (T.CALLED, T.SERVING)
@@ -440,14 +442,28 @@ class QueueMachine(RuleBasedStateMachine):
     def do_call_next(self, before: Snapshot, vn: str) -> Ticket | None:
         ws = before.workstations[vn]
         now = self.clock.now()
-        expect = ws.kind == SeatKind.WINDOW and ws.state in (W.AVAILABLE, W.WRAP_UP)
+        in_hand = self.held_ticket(before, vn) if ws.state in (W.CALLING, W.SERVING) else None
+        finishes = self.hall.policy.next_completes and in_hand is not None
+        free = ws.state in (W.AVAILABLE, W.WRAP_UP)
+        expect = ws.kind == SeatKind.WINDOW and (free or finishes)
         ok, got = self.attempt(lambda: self.eng.call_next(vn), before, expect)
         if not ok:
             return None
         # Invariant 5, checked at the moment of the call against the tickets waiting just before.
         check_call_order(self.hall, before.waiting(), vn, now, got)
+        if finishes:  # the ticket in hand was completed first, served from its start or call
+            assert in_hand is not None
+            self.expected_events += 1
+            done = self.read().tickets[in_hand.id]
+            assert done.state == T.DONE and done.ended_at == now, done
+            assert done.started_at == (in_hand.started_at or in_hand.called_at), done
         if got is None:
-            assert self.read().tables() == before.tables(), "an empty call_next changed the tables"
+            after = self.read()
+            if finishes:  # only the completion: the window is free, with no wrap-up
+                assert after.workstations[vn].state == W.AVAILABLE
+                assert after.workstations[vn].ticket_id is None
+            else:
+                assert after.tables() == before.tables(), "an empty call_next changed the tables"
             return None
         self.expected_events += 1
         self.call_log.append((vn, got.id, got.number))
@@ -660,7 +676,9 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 999))
     def call_next(self, pick: int) -> None:
         before = self.read()
-        self.do_call_next(before, self.vn_in(before, pick, (W.AVAILABLE, W.WRAP_UP)))
+        free = (W.AVAILABLE, W.WRAP_UP)
+        states = (*free, W.CALLING, W.SERVING) if self.hall.policy.next_completes else free
+        self.do_call_next(before, self.vn_in(before, pick, states))
 
     @rule(pick=st.integers(0, 999), tpick=st.integers(0, 999))
     def call_ticket(self, pick: int, tpick: int) -> None:

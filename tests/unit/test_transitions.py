@@ -229,6 +229,29 @@ def test_complete_by_another_workstation_is_not_your_ticket() -> None:
         tr.complete(ticket(T.SERVING), ws(W.SERVING, virtual_number="W0002"), NOW, 0)
 
 
+def test_finish_for_next_completes_a_serving_ticket_from_its_start() -> None:
+    t, w = tr.finish_for_next(ticket(T.SERVING, started_at=300.0), ws(W.SERVING), NOW)
+    assert (t.state, t.started_at, t.ended_at, t.updated_at) == (T.DONE, 300.0, NOW, NOW)
+    assert w == replace(ws(), state=W.AVAILABLE, ticket_id=None, since=NOW, wrap_up_until=None)
+
+
+def test_finish_for_next_serves_a_called_ticket_from_its_call() -> None:
+    t, w = tr.finish_for_next(ticket(T.CALLED, offer_expires_at=900.0), ws(W.CALLING), NOW)
+    assert (t.state, t.started_at, t.ended_at, t.offer_expires_at) == (T.DONE, 200.0, NOW, None)
+    assert (w.state, w.ticket_id) == (W.AVAILABLE, None)
+
+
+@pytest.mark.parametrize("state", others(T.CALLED, T.SERVING))
+def test_finish_for_next_refuses_a_ticket_not_in_hand(state: TicketState) -> None:
+    with pytest.raises(IllegalTransitionError):
+        tr.finish_for_next(ticket(state), ws(W.SERVING), NOW)
+
+
+def test_finish_for_next_by_another_workstation_is_not_your_ticket() -> None:
+    with pytest.raises(NotYourTicketError):
+        tr.finish_for_next(ticket(T.SERVING), ws(W.SERVING, virtual_number="W0002"), NOW)
+
+
 def test_no_show_ends_the_ticket_and_frees_the_workstation_without_wrap_up() -> None:
     t, w = tr.no_show(ticket(T.CALLED), ws(W.CALLING), NOW)
     assert (t.state, t.ended_at, t.updated_at) == (T.NO_SHOW, NOW, NOW)
