@@ -191,14 +191,19 @@ class Engine:
         def call(tx: Tx) -> Ticket | None:
             ws = self._signed_in(tx, vn)
             self._require_kind(ws, SeatKind.WINDOW, "call next")
-            if finishes and ws.ticket_id is not None and ws.state in (W.CALLING, W.SERVING):
+            finished = finishes and ws.ticket_id is not None and ws.state in (W.CALLING, W.SERVING)
+            if finished:
+                assert ws.ticket_id is not None
                 done, ws = tr.finish_for_next(self._ticket(tx, ws.ticket_id), ws, now)
-                self._save(tx, "ticket.completed", done, ws, by_next=True)
+                tx.update_ticket(done)
+                self._emit(tx, "ticket.completed", done, ws, by_next=True)
             tr.require_workstation(ws, (W.AVAILABLE, W.WRAP_UP), "call next")
             skills = self._skills_at(vn, SeatKind.WINDOW)
             heads = tx.waiting_heads(self.hall.code, list(skills), vn, now, self._class_codes)
             ticket = routing.choose(heads, self.hall, skills, now, vn)
             if ticket is None:
+                if finished:
+                    tx.put_workstation(ws)  # else the call below writes the workstation once
                 return None
             t, w = tr.call(ticket, ws, now)
             self._save(tx, "ticket.called", t, w, recall=0)

@@ -906,7 +906,9 @@ class QueueMachine(RuleBasedStateMachine):
     def burst(self, picks: list[int], service: str, tpick: int) -> None:
         """Several commands at once: the SQLite store commits them together (savepoints)."""
         before = self.read()
-        vns = [self.vn_in(before, p, (W.AVAILABLE, W.WRAP_UP)) for p in picks]
+        free = (W.AVAILABLE, W.WRAP_UP)
+        states = (*free, W.CALLING, W.SERVING) if self.hall.policy.next_completes else free
+        vns = [self.vn_in(before, p, states) for p in picks]
         tid = self.ticket_in(before, tpick, (T.WAITING, T.CALLED))
         channel = "phone" if service == "consult" else None
 
@@ -928,9 +930,28 @@ class QueueMachine(RuleBasedStateMachine):
                 self.expected_events += len(r)
             elif r is not None and not isinstance(r, QueueError):
                 self.expected_events += 1
+        self.expected_events += self.finished_by_next(before, vns, results[: len(vns)])
         assert isinstance(results[len(vns) + 1], InvalidRequestError), "the doomed write"
         called = [r.id for r in results[: len(vns)] if isinstance(r, Ticket)]
         assert len(called) == len(set(called)), f"one ticket called twice at once: {called}"
+
+    def finished_by_next(self, before: Snapshot, vns: list[str], results: list[Any]) -> int:
+        """How many tickets in hand the burst's call-next commands completed (a hall with
+        ``next_completes``): they ran in order, so a number's second call-next finishes what
+        its first one called."""
+        if not self.hall.policy.next_completes:
+            return 0
+        in_hand = {
+            vn: w.ticket_id for vn, w in before.workstations.items()
+            if w.kind == SeatKind.WINDOW and w.state in (W.CALLING, W.SERVING)
+        }  # fmt: skip
+        finished = 0
+        for vn, r in zip(vns, results, strict=True):
+            if isinstance(r, QueueError):
+                continue
+            finished += in_hand.get(vn) is not None
+            in_hand[vn] = r.id if isinstance(r, Ticket) else None
+        return finished
 
     # invariants ----------------------------------------------------------------------------
 
