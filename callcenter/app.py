@@ -24,6 +24,7 @@ from sms.views import Wiring, forbidden_handler, webhook_router
 
 from .api import router as api_router
 from .deps import AppContext
+from .desk_fastpath import DeskFastPath
 from .hotline.api import router as hotline_api_router
 from .hotline.config import hotline_config
 from .hotline.connector import Connector
@@ -108,14 +109,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None, tick_s: float 
     )
     app.state.ctx = ctx
     # Routes are matched in order, a few microseconds each: health checks and the API,
-    # whose workstation actions come first in it, lead. The hold loop's signed webhooks
-    # skip FastAPI's routing altogether (their routes stay for the OpenAPI document and
-    # whatever the lean path leaves to them).
+    # whose workstation actions come first in it, lead. The desk actions and the hold
+    # loop's signed webhooks skip FastAPI's routing altogether (their routes stay for the
+    # OpenAPI document and whatever the lean paths leave to them); the desk actions' door
+    # is added last, so it is the outer one: most requests are theirs.
     _health(app, ctx)
     app.include_router(api_router)
     if hotline is not None:
         app.include_router(hotline_router(hotline))
         app.add_middleware(VoiceFastPath, hotline=hotline)
+    app.add_middleware(DeskFastPath)
     app.include_router(webhook_router(sms, wiring))
     app.include_router(records_router)
     app.include_router(hotline_api_router)
