@@ -181,11 +181,14 @@ class SQLiteTx:
                 if r:
                     seen[r[0]] = self._ticket(r)
         marks = ",".join("?" * len(services))
+        # Named indexes, as in waiting_front: for one service ("service IN (?)" is then
+        # "service=?") the planner would walk that service's whole queue in tickets_queue.
         extra = self._all(
-            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
-            f" AND target_workstation=? AND service IN ({marks})"
-            f" UNION ALL SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
-            f" AND appointment_at<=? AND target_workstation IS NULL AND service IN ({marks})",
+            f"SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_targeted WHERE hall=?"
+            f" AND state='waiting' AND target_workstation=? AND service IN ({marks})"
+            f" UNION ALL SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_appointed"
+            " WHERE hall=? AND state='waiting' AND appointment_at<=? AND appointment_at IS NOT NULL"
+            f" AND target_workstation IS NULL AND service IN ({marks})",
             (hall, vn, *services, hall, now, *services),
         )
         for r in extra:

@@ -142,3 +142,53 @@ async def test_in_memory_reports_run_as_transactions() -> None:
         assert await store.read(lambda tx: tx.execute("SELECT COUNT(*) FROM reader_cursors")) == [
             (1,)
         ]
+
+
+# --- query plans: the queue reads stay O(1) in the queue's length -------------------------
+
+
+async def vm_steps(store: SQLiteStore, fn) -> int:  # type: ignore[no-untyped-def]
+    """How many SQLite virtual-machine steps ``fn(tx)`` takes: what a plan costs, untimed."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    store._db.set_progress_handler(count, 1)
+    try:
+        await store.run(fn)
+    finally:
+        store._db.set_progress_handler(None, 1)
+    return steps
+
+
+@pytest.mark.parametrize("skills", [["medical"], ["pension", "medical"]])
+async def test_the_heads_of_the_queues_cost_the_same_however_long_they_are(
+    store: SQLiteStore, skills: list[str]
+) -> None:
+    """A window with one skill once paid a walk of its whole queue on every call-next: the
+    planner took "service IN (?)" as "service=?" and left the partial indexes for targeted
+    and booked tickets unused."""
+    from queue_engine import Engine, FakeClock
+    from tests.conftest import make_hall
+
+    engine = Engine(store, make_hall(), FakeClock(1_780_020_000.0))
+    await engine.load_hall()
+    classes = [p.code for p in engine.hall.priority_classes]
+
+    def heads(tx: Tx) -> object:  # what call-next reads
+        return tx.waiting_heads("test", skills, "W0003", engine.clock.now(), classes)
+
+    def front(tx: Tx) -> object:  # what the near-turn SMS reads after each call
+        return tx.waiting_front("test", skills[0], classes, 4)
+
+    async def steps_with(waiting: int) -> tuple[int, int]:
+        await asyncio.gather(*(engine.take_ticket(s) for s in skills for _ in range(waiting)))
+        return await vm_steps(store, heads), await vm_steps(store, front)
+
+    short = await steps_with(20)
+    long = await steps_with(400)  # now 420 per service
+    for read, few, many in zip(("waiting_heads", "waiting_front"), short, long, strict=True):
+        assert many < few * 1.2, f"{read}: {few} steps with 20 waiting, {many} with 420"
