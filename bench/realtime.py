@@ -2,16 +2,22 @@
 
 Starts ``python -m callcenter serve`` over a pre-filled SQLite store, connects N SSE
 feed clients (raw asyncio sockets, their own process), then with them connected:
-1. times sequential call-next requests (each then started, completed and followed by a
-   pause) until the LAST feed client has that ticket's ``ticket.called`` event, on
-   CLOCK_MONOTONIC, which every process on Linux shares;
-2. runs call-next → start → complete cycles on 16 keep-alive connections, one staffer
-   each, and counts call-next requests per second (and all requests per second);
+1. times sequential call-next requests (each followed by a pause) until the LAST feed
+   client has that ticket's ``ticket.called`` event, on CLOCK_MONOTONIC, which every
+   process on Linux shares;
+2. runs call-next on 16 keep-alive connections, one staffer each, and counts call-next
+   requests per second (and all requests per second);
 3. runs GET /healthz on 16 keep-alive connections, same client, as the ceiling.
+Each staffer works as the demo hall's counters do: its 下一位 (call-next) also completes
+the ticket in hand (``next_completes``), so every call-next commits and fans out two
+events, the last ticket's ``ticket.completed`` and the next one's ``ticket.called``. With
+``--full-cycle`` (or a hall without that policy) each call-next is followed by separate
+start and complete requests instead, three requests and three events per ticket.
 The server's copy of config.toml has no [hall.hours] (outside them the ticker expires
 every waiting ticket). The last line of output is one line of JSON.
 
-    python bench/realtime.py [--clients 200] [--requests 300] [--duration 5] [--quick] [--profile]
+    python bench/realtime.py [--clients 200] [--requests 300] [--duration 5] [--quick]
+                             [--full-cycle] [--profile]
 """
 
 from __future__ import annotations
@@ -49,15 +55,18 @@ TICKET_ID = re.compile(rb'"ticket":\{"id":(\d+)')
 Staffer = tuple[str, str, list[str]]  # virtual number, window, services it may take
 Stats = dict[int, list[int]]  # ticket id -> [feed clients that got its ticket.called, last ns]
 FeedReport = tuple[Stats, list[int], int]  # stamps, events per client, connections lost
-STEPS = ("call-next", "start", "complete")
+FULL_CYCLE = ("call-next", "start", "complete")
 Work = Callable[["Http", int, float], Awaitable[tuple[int, int]]]
 
 
-def bench_config(tmp: Path) -> Path:
-    """config.toml without opening hours, so no ticket expires whatever the time of day."""
+def bench_config(tmp: Path, full_cycle: bool) -> Path:
+    """config.toml without opening hours, so no ticket expires whatever the time of day
+    (and with 下一位 not completing, for ``--full-cycle``)."""
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
     out = re.sub(r"\n\[hall\.hours\]\n.*?(?=\n# -{10})", "\n", text, flags=re.S)
     assert "[hall.hours]" not in out, "could not drop [hall.hours] from config.toml"
+    if full_cycle:
+        out = re.sub(r"(?m)^next_completes = true", "next_completes = false", out)
     (path := tmp / "config.toml").write_text(out, encoding="utf-8")
     return path
 
@@ -161,7 +170,7 @@ async def profiled(args: argparse.Namespace, pid: int, run: Callable[[], Awaitab
     """``run()``; with --profile, also py-spy ``pid`` through it after a second's run-in."""
     if not args.profile:
         return await run(), None
-    out = Path(args.tmp) / "profile.txt"
+    out = Path(args.profile_out or Path(args.tmp) / "profile.txt")
 
     async def spy() -> None:
         await asyncio.sleep(1.0)
@@ -174,6 +183,25 @@ async def profiled(args: argparse.Namespace, pid: int, run: Callable[[], Awaitab
     return result, profiling.top_costs(out)
 
 
+async def timed_calls(
+    port: int, cycles: list[list[bytes]], n: int, gap_ms: float
+) -> dict[int, int]:
+    """``n`` call-next requests one at a time, each cycle's other steps after it and then a
+    pause: the ticket each called, with the moment its request was sent."""
+    sent: dict[int, int] = {}
+    http = await connect(port)
+    for i in range(n):
+        call, *rest = cycles[i % len(cycles)]
+        t0 = time.monotonic_ns()
+        if (ticket := (await http.ok(call))["ticket"]) is None:
+            raise RuntimeError("call-next found nobody waiting; raise --backlog")
+        sent[ticket["id"]] = t0
+        for step in rest:
+            await http.ok(step)
+        await asyncio.sleep(gap_ms / 1000)
+    return sent
+
+
 async def drive(args: argparse.Namespace, port: int, staff: list[Staffer], pids: dict[str, int],
                 report: Callable[[], Awaitable[FeedReport]]) -> dict[str, Any]:  # fmt: skip
     http, cycles = await connect(port), []
@@ -181,7 +209,7 @@ async def drive(args: argparse.Namespace, port: int, staff: list[Staffer], pids:
         body = json.dumps({"virtual_number": vn, "password": PASSWORD, "hall": HALL}).encode()
         token = (await http.ok(request("POST", "/api/auth/login", body=body)))["token"]
         base = f"/api/halls/{HALL}/workstations/{vn}/"
-        cycles.append([request("POST", base + s, token) for s in STEPS])
+        cycles.append([request("POST", base + s, token) for s in args.steps])
     res: dict[str, Any] = {"cpu": {}, "load": os.getloadavg(), "empty": 0}
 
     async def phase(name: str, run: Callable[[], Awaitable[Any]]) -> Any:
@@ -192,31 +220,18 @@ async def drive(args: argparse.Namespace, port: int, staff: list[Staffer], pids:
         res["cpu"][name] = {k: (cpu_s(p) - before[k]) / wall * 100 for k, p in pids.items()}
         return out
 
-    async def latency() -> dict[int, int]:
-        sent: dict[int, int] = {}
-        http = await connect(port)
-        for i in range(args.requests):
-            call, start, complete = cycles[i % len(cycles)]
-            t0 = time.monotonic_ns()
-            if (ticket := (await http.ok(call))["ticket"]) is None:
-                raise RuntimeError("call-next found nobody waiting; raise --backlog")
-            sent[ticket["id"]] = t0
-            await http.ok(start)
-            await http.ok(complete)
-            await asyncio.sleep(args.gap_ms / 1000)
-        return sent
-
     async def cycles_on(http: Http, i: int, deadline: float) -> tuple[int, int]:
         calls = reqs = 0
-        call, start, complete = cycles[i]
+        call, *rest = cycles[i]
         while time.perf_counter() < deadline:
-            calls, reqs = calls + 1, reqs + 1
-            if (await http.ok(call))["ticket"] is None:
+            reqs += 1
+            if (await http.ok(call))["ticket"] is None:  # cheap: not counted as a call
                 res["empty"] += 1
                 continue
-            await http.ok(start)
-            await http.ok(complete)
-            reqs += 2
+            calls += 1
+            for step in rest:
+                await http.ok(step)
+            reqs += len(rest)
         return calls, reqs
 
     async def healthz_on(http: Http, i: int, deadline: float) -> tuple[int, int]:
@@ -225,7 +240,7 @@ async def drive(args: argparse.Namespace, port: int, staff: list[Staffer], pids:
             n += (await http.send(raw))[0] == 200
         return n, n
 
-    sent = await phase("latency", latency)
+    sent = await phase("latency", lambda: timed_calls(port, cycles, args.requests, args.gap_ms))
     await asyncio.sleep(0.3)
     stats = (await report())[0]
     seen = {t: stats[t][1] for t in sent if stats.get(t, [0])[0] == args.clients}
@@ -270,8 +285,10 @@ def start_server(cfg: Path, url: str, log: Path) -> tuple[subprocess.Popen[bytes
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-rt-") as tmp:
         args.tmp = tmp
-        cfg, url = bench_config(Path(tmp)), f"sqlite:///{tmp}/rt.db"
+        cfg, url = bench_config(Path(tmp), args.full_cycle), f"sqlite:///{tmp}/rt.db"
         settings = load_settings(cfg, {"CALLCENTER_STORE_URL": url})
+        pad = settings.hall.policy.next_completes
+        args.steps = ("call-next",) if pad else FULL_CYCLE
         staff = asyncio.run(prefill(settings, args.backlog))
         server, port = start_server(cfg, url, Path(tmp) / "server.log")
         print(f"server pid {server.pid}, port {port}", file=sys.stderr, flush=True)
@@ -310,11 +327,14 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=200, help="live-feed clients")
     p.add_argument("--requests", type=int, default=300, help="timed sequential call-next requests")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per throughput phase")
-    p.add_argument("--backlog", type=int, default=6000, help="tickets waiting at the start")
+    p.add_argument("--backlog", type=int, default=15000, help="tickets waiting at the start")
     p.add_argument("--gap-ms", type=float, default=25.0, help="pause between timed calls")
     p.add_argument("--quick", action="store_true", help="at most 60 timed calls and 2 s phases")
+    p.add_argument("--full-cycle", action="store_true",
+                   help="call-next, start and complete as three requests (下一位 not completing)")  # fmt: skip
     p.add_argument("--profile", action="store_true",
                    help="py-spy the server during the call-next phase (needs py-spy; use --duration 8)")  # fmt: skip
+    p.add_argument("--profile-out", help="keep py-spy's raw stacks in this file")
     args = p.parse_args()
     if args.quick:
         args.requests, args.duration = min(args.requests, 60), min(args.duration, 2.0)
@@ -329,8 +349,9 @@ def main() -> int:
         f"load average {'/'.join(f'{x:.1f}' for x in res['load'])}",
         f"  call→last client  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  max {max(lat, default=0):.2f} "
         f"ms  ({len(lat)} timed, {res['incomplete']} not seen by every client)",
-        f"  call-next         {call_rps:9.1f} req/s  (call-next→start→complete on {CONNS} conns; "
-        f"all requests {reqs / secs:.1f} req/s; empty calls {res['empty']})",
+        f"  call-next         {call_rps:9.1f} req/s  ({'→'.join(args.steps)} on {CONNS} conns; "
+        f"all requests {reqs / secs:.1f} req/s; "
+        f"{res['empty']} found nobody waiting, not counted{': raise --backlog' * bool(res['empty'])})",
         f"  GET /healthz      {triv_rps:9.1f} req/s  ({CONNS} keep-alive conns)",
         f"  ratio             {call_rps / triv_rps:9.4f}",
         f"  events per feed client in the call-next phase: min {ev[0]} max {ev[1]}; "
