@@ -7,6 +7,10 @@
   var esc = API.esc;
   var pad = $("pad"), WINDOW = pad.dataset.window;
   var THANKS_S = 6, MESSAGE_S = 8, CHOOSE_S = 25, LIT_S = 15 * 60;
+  // Where 下一位 finishes a service and calls the next citizen at once (the hall's
+  // next_completes), the finished citizen still rates while the next one walks up.
+  var NEXT_GRACE_S = 60;
+  var litAt = 0;
   var info = null, chosen = null, timer = null, busy = false;
 
   function names(code) {
@@ -49,6 +53,7 @@
     $("pad-ticket").innerHTML = '<b id="pad-number">' + esc(ticket.number) + "</b><span>" + esc(n[0]) +
       '<span class="en" lang="en">' + esc(n[1]) + "</span></span>";
     set("lit");
+    litAt = Date.now();
     later(idle, LIT_S);
   }
 
@@ -98,7 +103,10 @@
     var state = pad.dataset.state;
     if (ev.type === "ticket.completed" && t) lightUp(t);
     else if (ev.type === "rating.given" && (state === "lit" || state === "choose") && !busy) idle();
-    else if (ev.type === "ticket.called" && state === "lit") idle();
+    else if (ev.type === "ticket.called" && state === "lit") {
+      var left = NEXT_GRACE_S - (Date.now() - litAt) / 1000;
+      if (left > 0) later(idle, left); else idle();
+    }
   }
 
   function bind() {

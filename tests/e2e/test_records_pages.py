@@ -369,3 +369,19 @@ def _flow(pages: Pages, hall: Hall, late_case: str, expect: Any) -> None:
     shot(sup, "supervisor-records", full_page=True)
     follow_up.locator("button[type=submit]").click()
     expect(sup.locator("#follow-ups .fu")).to_have_count(0)
+
+    # 下一位 finishes a service and calls the next citizen in one press (next_completes):
+    # the pad keeps asking the finished citizen while the next one walks up.
+    token = login(hall.base, STAFF)
+    for _ in range(2):
+        api(hall.base, f"{HALL}/tickets", {"service": "business_licence"}, KIOSK_TOKEN)
+    desk = f"{HALL}/workstations/{STAFF}/call-next"
+    served = api(hall.base, desk, {}, token)["ticket"]
+    following = api(hall.base, desk, {}, token)["ticket"]
+    assert following is not None and following["id"] != served["id"]
+    expect(pad.locator("#pad-number")).to_have_text(served["number"])
+    time.sleep(1.0)  # the ticket.called that came with it has long arrived
+    expect(pad.locator("#pad")).to_have_attribute("data-state", "lit")
+    front(pad).click('#levels [data-level="4"]')
+    pad.click("#pad-submit")
+    expect(pad.locator("#pad")).to_have_attribute("data-state", "thanks")
