@@ -202,7 +202,8 @@
   function act(action, data) {
     busy = true;
     if (ws) render(ws);
-    var finishing = action === "complete" && ws && ws.ticket ? ws.ticket : null;
+    var finishes = action === "complete" || (action === "call-next" && ws && finishesInHand(ws));
+    var finishing = finishes && ws && ws.ticket ? ws.ticket : null;
     return API.post(path(action), data).then(function (w) {
       busy = false;
       if (finishing) keepLast({ ticket: finishing, case: null });

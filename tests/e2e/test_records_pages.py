@@ -372,14 +372,18 @@ def _flow(pages: Pages, hall: Hall, late_case: str, expect: Any) -> None:
 
     # 下一位 finishes a service and calls the next citizen in one press (next_completes):
     # the pad keeps asking the finished citizen while the next one walks up.
-    token = login(hall.base, STAFF)
     for _ in range(2):
         api(hall.base, f"{HALL}/tickets", {"service": "business_licence"}, KIOSK_TOKEN)
-    desk = f"{HALL}/workstations/{STAFF}/call-next"
-    served = api(hall.base, desk, {}, token)["ticket"]
-    following = api(hall.base, desk, {}, token)["ticket"]
-    assert following is not None and following["id"] != served["id"]
-    expect(pad.locator("#pad-number")).to_have_text(served["number"])
+    next_button = front(staff).locator('[data-action="call-next"]')
+    next_button.click()
+    expect(staff.locator("#cur-state")).to_have_attribute("data-state", "called")
+    served = staff.locator("#cur-number").inner_text()
+    expect(next_button).to_contain_text("办结并呼叫下一位")
+    shot(staff, "staff-next-completes")
+    next_button.click()
+    expect(staff.locator("#cur-number")).not_to_have_text(served)
+    expect(staff.locator("#case-box .case-ticket b")).to_have_text(served)  # a case may follow
+    expect(pad.locator("#pad-number")).to_have_text(served)
     time.sleep(1.0)  # the ticket.called that came with it has long arrived
     expect(pad.locator("#pad")).to_have_attribute("data-state", "lit")
     front(pad).click('#levels [data-level="4"]')
