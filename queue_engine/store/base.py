@@ -126,6 +126,10 @@ class Tx(Protocol):
         """Events with id > ``after`` in id order."""
         ...
 
+    def events_between(self, start: float, end: float, hall: str) -> list[Event]:
+        """A hall's events with ``start <= at < end`` in id order (a day's report)."""
+        ...
+
     def last_event_id(self) -> int:
         """The highest event id, 0 if none."""
         ...

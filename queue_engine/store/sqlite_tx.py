@@ -339,6 +339,30 @@ class SQLiteTx:
             )
         return [event_from_row(r) for r in rows]
 
+    def events_between(self, start: float, end: float, hall: str) -> list[Event]:
+        # The log is appended in commit order with the clock's time, so ``at`` grows with
+        # ``id``: bisect the primary key for both ends instead of indexing ``at`` (an index
+        # every event insert would pay for) or scanning the table.
+        first, last = self._first_event_at(start), self._first_event_at(end)
+        rows = self._all(
+            "SELECT id, hall, type, at, ticket_id, virtual_number, window_no, payload FROM events"
+            " WHERE id>=? AND id<? AND hall=? AND at>=? AND at<? ORDER BY id",
+            (first, last, hall, start, end),
+        )
+        return [event_from_row(r) for r in rows]
+
+    def _first_event_at(self, at: float) -> int:
+        """The lowest id whose event is at or after ``at`` (one past the last id if none)."""
+        lo, hi = self._one("SELECT COALESCE(MIN(id), 1), COALESCE(MAX(id), 0) + 1 FROM events")
+        while lo < hi:  # ids may have gaps: probe the first event at or above the midpoint
+            mid = (lo + hi) // 2
+            row = self._one("SELECT id, at FROM events WHERE id>=? ORDER BY id LIMIT 1", (mid,))
+            if row is None or row[1] >= at:
+                hi = mid
+            else:
+                lo = row[0] + 1
+        return lo
+
     def last_event_id(self) -> int:
         row = self._one("SELECT COALESCE(MAX(id), 0) FROM events")
         return row[0] if row else 0

@@ -192,3 +192,42 @@ async def test_the_heads_of_the_queues_cost_the_same_however_long_they_are(
     long = await steps_with(400)  # now 420 per service
     for read, few, many in zip(("waiting_heads", "waiting_front"), short, long, strict=True):
         assert many < few * 1.2, f"{read}: {few} steps with 20 waiting, {many} with 420"
+
+
+# --- a time range of the log --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "want"),
+    [
+        (0.0, 1e12, [2, 3, 5, 9, 10, 14, 20]),  # everything of hall "a"
+        (300.0, 500.0, [5, 9]),  # at 300 and 450: start counts, end does not
+        (300.0, 450.0, [5]),
+        (301.0, 449.0, []),  # between two events
+        (0.0, 100.0, []),  # before the first
+        (100.0, 101.0, [2]),  # the very first event
+        (900.0, 2000.0, [20]),  # the very last
+        (901.0, 2000.0, []),  # after the last
+    ],
+)
+async def test_events_between_bisects_the_log(
+    store: SQLiteStore, start: float, end: float, want: list[int]
+) -> None:
+    """Ids with gaps (a rolled-back batch leaves some) and another hall's events between."""
+    rows = [(2, "a", 100.0), (3, "a", 200.0), (4, "b", 250.0), (5, "a", 300.0), (9, "a", 450.0),
+            (10, "a", 600.0), (11, "b", 650.0), (14, "a", 700.0), (20, "a", 900.0)]  # fmt: skip
+
+    def fill(tx: Tx) -> None:
+        for ident, hall, at in rows:
+            tx.execute(
+                "INSERT INTO events (id, hall, type, at, payload) VALUES (?, ?, 'x', ?, '{}')",
+                (ident, hall, at),
+            )
+
+    await store.run(fill)
+    got = await store.run(lambda tx: tx.events_between(start, end, "a"))
+    assert [e.id for e in got] == want
+
+
+async def test_events_between_on_an_empty_log(store: SQLiteStore) -> None:
+    assert await store.run(lambda tx: tx.events_between(0.0, 1e12, "a")) == []

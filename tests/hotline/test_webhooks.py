@@ -751,3 +751,27 @@ async def test_hotline_stats_endpoint(hot: Hot, clock: Any) -> None:
     r = await hot.client.get(f"/api/halls/{HALL}/hotline/stats", headers=await hot.login("W0102"))
     assert r.status_code == 403
     assert json.loads(r.text)["error"]
+
+
+async def test_hotline_stats_count_the_chosen_day_only(hot: Hot, clock: Any) -> None:
+    auth = await hot.sign_in("W0101", "H01")
+    yesterday = hot.engine.today()
+    await hot.queue_call("CADAY1")
+    await hot.status("CADAY1", "completed")  # abandoned in the queue
+    clock.advance(86400)
+    auth = await hot.login("W0101")  # yesterday's token has expired
+    await hot.queue_call("CADAY2")
+    assert (await hot.act("W0101", "accept", auth)).status_code == 200
+    clock.advance(30)
+    await hot.status("CADAY2", "completed")
+    sup = await hot.login(SUPERVISOR)
+
+    async def figures(**params: str) -> tuple[int, int, int]:
+        r = await hot.client.get(f"/api/halls/{HALL}/hotline/stats", params=params, headers=sup)
+        assert r.status_code == 200, r.text
+        s = r.json()
+        return s["offered"], s["answered"], s["abandoned"]
+
+    assert await figures(day=yesterday) == (1, 0, 1)
+    assert await figures() == (1, 1, 0)
+    assert await figures(day="2020-01-01") == (0, 0, 0)
