@@ -11,14 +11,13 @@
   var BASE = "/api/halls/" + encodeURIComponent(API.hall);
   var LAST = "cc.agent.last";       // the call just finished, for orders opened in wrap-up
   var info = null, me = null, ws = null, feed = null, busy = false;
-  var historyFor = null, titleBase = document.title;
+  var titleBase = document.title;
 
   var PRESENCE = {
     available: ["空闲", "Available"], calling: ["来电待接", "Call offered"],
     serving: ["通话中", "On call"], wrap_up: ["整理", "Wrap-up"],
     paused: ["暂停", "Paused"], offline: ["未签到", "Signed out"],
   };
-  var CHANNEL = { phone: ["电话", "phone"], callback: ["回拨", "call-back"], hall: ["大厅", "hall"] };
 
   function path(action) {
     return BASE + "/workstations/" + encodeURIComponent(me.virtual_number) + (action ? "/" + action : "");
@@ -89,7 +88,7 @@
     $("btn-signout").disabled = busy || !!t || !(idle || w.state === "paused");
     renderCall(w);
     setAlert(w.state === "calling" && t && t.state === "called");
-    if (t && t.id !== historyFor) loadHistory(t.id);
+    if (t) AgentLookup.historyOf(t.id);
     linkOrder();
     AgentNotes.switchTo(currentCall());
     tick();
@@ -143,7 +142,7 @@
   }
 
   function callMain(t, side, kind) {
-    var n = serviceName(t.service), ch = CHANNEL[t.channel] || [t.channel, t.channel];
+    var n = serviceName(t.service), ch = API.CHANNEL[t.channel] || [t.channel, t.channel];
     var waited = (t.called_at || nowS()) - t.arrived_at;
     return '<div class="call-main" data-kind="' + kind + '">' +
       '<div><div class="call-no" id="call-number">' + esc(t.number) + '</div><span class="call-tag"><span class="tag">' +
@@ -217,113 +216,6 @@
     });
   }
 
-  // --- the caller's history ------------------------------------------------------------------
-
-  function loadHistory(ticketId) {
-    historyFor = ticketId;
-    $("history").innerHTML = '<p class="none">' + bi("正在读取来电人记录…", "Reading the caller's history…", "row") + "</p>";
-    API.get(BASE + "/tickets/" + ticketId + "/caller").then(renderHistory, function (err) {
-      historyFor = null;
-      $("history").innerHTML = API.errorHtml(err);
-    });
-  }
-
-  function lookupCaller(e) {
-    e.preventDefault();
-    var phone = $("caller-phone").value.replace(/[\s-]/g, "");
-    if (!phone) return;
-    historyFor = null;
-    API.get(BASE + "/callers/" + encodeURIComponent(phone)).then(renderHistory, function (err) {
-      $("history").innerHTML = API.errorHtml(err);
-    });
-  }
-
-  function renderHistory(h) {
-    if (!h.phone) {
-      $("history").innerHTML = '<p class="none">' + bi("来电未显示号码，无历史记录", "The caller's number is withheld: no history", "row") + "</p>";
-      return;
-    }
-    var parts = ['<div class="who"><b id="hist-phone">' + esc(h.phone) + "</b>" +
-      '<span class="muted">' + bi("号票 " + h.tickets.length + " · 办件 " + h.cases.length + " · 工单 " + h.work_orders.length,
-        h.tickets.length + " tickets · " + h.cases.length + " cases · " + h.work_orders.length + " orders", "row") + "</span></div>"];
-    parts.push(section("工单", "Work orders", h.work_orders, function (o) {
-      return '<li><a class="mono" href="/orders#' + esc(o.number) + '">' + esc(o.number) + "</a>" +
-        '<span class="ostate os-' + esc(o.state) + '">' + esc(o.state) + "</span>" +
-        '<span class="tag">' + esc(o.type_zh) + "</span>" + warnTag(o.warning) +
-        '<span class="grow" title="' + esc(o.description) + '">' + esc(o.description) + "</span>" +
-        "<time>" + esc(API.fmtDateTime(o.opened_at).slice(5, 16)) + "</time></li>";
-    }));
-    parts.push(section("办件", "Cases", h.cases, function (c) {
-      var n = serviceName(c.service);
-      return '<li><span class="mono">' + esc(c.number) + '</span><span class="tag">' + esc(c.status) + "</span>" +
-        '<span class="grow">' + esc(n[0]) + "</span><time>" + esc(c.promised_day) + "</time></li>";
-    }));
-    parts.push(section("号票", "Tickets", h.tickets, function (t) {
-      var n = serviceName(t.service), st = API.TICKET_STATE[t.state] || [t.state, t.state];
-      var ch = CHANNEL[t.channel] || [t.channel, t.channel];
-      var said = AgentNotes.render(t.notes);
-      return "<li" + (said ? ' class="has-notes"' : "") + ' data-ticket="' + esc(t.id) + '"><span class="mono">' + esc(t.number) + "</span>" +
-        '<span class="tag">' + esc(ch[0]) + "</span>" + '<span class="grow">' + esc(n[0]) + " · " + esc(st[0]) + "</span><time>" +
-        esc(t.day.slice(5)) + " " + esc(API.fmtTime(t.arrived_at)) + "</time>" + said + "</li>";
-    }));
-    parts.push(section("短信", "Texts", h.sms, function (s) {
-      return '<li><span class="tag">' + esc(s.status) + '</span><span class="grow" title="' + esc(s.body) + '">' +
-        esc(s.body || s.template) + "</span><time>" + esc(API.fmtTime(s.at)) + "</time></li>";
-    }));
-    $("history").innerHTML = parts.join("");
-  }
-
-  function section(zh, en, rows, one) {
-    return "<h3>" + esc(zh) + '<span class="en">' + esc(en) + "</span></h3>" +
-      (rows.length ? "<ul>" + rows.slice(0, 6).map(one).join("") + "</ul>" : '<p class="none">无 · none</p>');
-  }
-
-  function warnTag(colour) {
-    if (colour === "red") return '<span class="tag warn-red">超期 overdue</span>';
-    if (colour === "yellow") return '<span class="tag warn-yellow">临期 due soon</span>';
-    return "";
-  }
-
-  // --- case look-up -----------------------------------------------------------------------------
-
-  /** Officers and supervisors open any case; an agent asks the caller for the phone's last four
-   * digits and uses the citizen's look-up (agents may not read cases directly). */
-  function lookupCase(e) {
-    e.preventDefault();
-    var number = $("case-number").value.trim().toUpperCase();
-    if (!number) return;
-    var direct = me && ["officer", "supervisor", "admin"].indexOf(me.role) >= 0;
-    var last4 = $("case-last4");
-    if (!direct) {
-      last4.hidden = false;
-      if (!/^\d{4}$/.test(last4.value)) {
-        $("case-result").innerHTML = '<p class="muted">' + bi("请询问来电人办件登记手机号的后四位，填入后查询。",
-          "Ask the caller for the last four digits of the case's phone, then look it up.") + "</p>";
-        last4.focus();
-        return;
-      }
-    }
-    var url = direct ? BASE + "/cases/" + encodeURIComponent(number)
-      : "/api/cases/" + encodeURIComponent(number) + "?phone_last4=" + encodeURIComponent(last4.value);
-    $("case-result").innerHTML = '<p class="muted">…</p>';
-    API.get(url).then(renderCase, function (err) { $("case-result").innerHTML = API.errorHtml(err); });
-  }
-
-  function renderCase(c) {
-    var n = serviceName(c.service), d = deptName(c.department);
-    var steps = (c.steps || []).slice(-4).map(function (s) {
-      return "<li><b>" + esc(s.status) + "</b><time>" + esc(API.fmtDateTime(s.at)) + "</time>" +
-        (s.note ? '<p class="step-note">' + esc(s.note) + "</p>" : "") + "</li>";
-    }).join("");
-    $("case-result").innerHTML = '<dl id="case-found">' +
-      "<dt>编号 Number</dt><dd class=\"mono\">" + esc(c.number) + "</dd>" +
-      "<dt>事项 Service</dt><dd>" + esc(c.service_zh || n[0]) + "</dd>" +
-      "<dt>部门 Dept</dt><dd>" + esc(d[0]) + "</dd>" +
-      "<dt>状态 Status</dt><dd>" + esc(c.status) + (c.closed_at ? " · 已办结 closed" : "") + "</dd>" +
-      "<dt>承诺 Promised</dt><dd>" + esc(c.promised_day) + "</dd></dl>" +
-      (steps ? '<ul class="timeline compact">' + steps + "</ul>" : "");
-  }
-
   // --- the work-order form -----------------------------------------------------------------------
 
   function buildForm() {
@@ -388,7 +280,7 @@
         (d ? "<span>→ " + esc(d[0]) + "</span>" : "") +
         '<span class="muted">' + bi("期限 " + API.fmtDateTime(order.deadline_at).slice(5, 16), "due", "row") + "</span>" +
         '<a href="/orders#' + esc(order.number) + '">' + bi("查看", "Open", "row") + " →</a></div>";
-      if (historyFor) loadHistory(historyFor);
+      AgentLookup.refresh();
     }, function (err) {
       $("order-submit").disabled = false;
       if (err.status === 401) { Signin.guard(err); return; }
@@ -419,8 +311,7 @@
     });
     $("order-form").addEventListener("submit", submitOrder);
     $("order-form").addEventListener("reset", function () { setTimeout(submitLabel, 0); $("order-error").innerHTML = ""; });
-    $("caller-form").addEventListener("submit", lookupCaller);
-    $("case-form").addEventListener("submit", lookupCase);
+    AgentLookup.init({ base: BASE, me: function () { return me; }, serviceName: serviceName, deptName: deptName });
     AgentNotes.init({ base: BASE, me: function () { return me; } });
     $("notes-copy").addEventListener("click", function () {
       var text = $("notes").value.trim(), desc = $("order-desc");

@@ -38,6 +38,7 @@
     transferred: ["已转办", "Transferred"], cancelled: ["已取消", "Cancelled"],
     abandoned: ["已放弃", "Abandoned"], expired: ["已失效", "Expired"],
   };
+  var CHANNEL = { phone: ["电话", "phone"], callback: ["回拨", "call-back"], hall: ["大厅", "hall"] };
 
   function esc(value) {
     return String(value == null ? "" : value).replace(/[&<>"']/g, function (c) {
@@ -316,7 +317,7 @@
     ApiError: ApiError, showError: showError, hideError: hideError, errorHtml: errorHtml,
     feed: feed, debounce: debounce,
     hallInfo: hall, esc: esc, bi: bi, label: label,
-    WS_STATE: WS_STATE, PAUSE: PAUSE, TICKET_STATE: TICKET_STATE,
+    WS_STATE: WS_STATE, PAUSE: PAUSE, TICKET_STATE: TICKET_STATE, CHANNEL: CHANNEL,
     syncClock: syncClock, now: now, fmtTime: fmtTime, fmtDateTime: fmtDateTime,
     fmtMinutes: fmtMinutes, fmtDuration: fmtDuration, isoDay: isoDay, today: today, fmtDay: fmtDay,
   };

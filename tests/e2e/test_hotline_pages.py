@@ -130,6 +130,10 @@ def _agent_takes_the_call(pages: Pages, server: str, expect: Any) -> tuple[Any, 
     expect(agent.locator("#hist-phone")).to_have_text(CALLER_MASKED)
     expect(agent.locator("#history")).to_contain_text(call["number"])
     assert not agent.title().startswith("【来电")
+    agent.fill("#case-number", "wuho202601010001")  # an agent needs the caller's last four
+    agent.press("#case-number", "Enter")
+    expect(agent.locator("#case-result")).to_contain_text("后四位")
+    expect(agent.locator("#case-last4")).to_be_visible()
 
     agent.locator("#order-types label", has_text="投诉").click()
     agent.fill("#order-desc", "玉林北路12号小区门口路灯损坏两周，夜间出行不便，请尽快维修。")
