@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from kiosk.feed import FeedResponse
 from queue_engine import Channel, Ticket, TicketState, TransferPosition, Workstation
@@ -58,15 +58,39 @@ DESK_ACTIONS = (
 )  # fmt: skip
 
 
-async def desk_action(runtime: HallRuntime, vn: str, verb: str) -> WorkstationOut:
-    """Call the engine's ``verb`` for ``vn``; the workstation as it is after it."""
-    await getattr(runtime.engine, verb)(vn)
+FINISH_DOC = (
+    "Where 下一位 also finishes the ticket in hand (the hall's next_completes): the id of the"
+    " ticket the client is finishing. If another ticket is in hand by then (a repeated"
+    " press) nothing is done (409 ticket_changed). Without it, a ticket called under three"
+    " seconds ago is not finished (409 just_called)."
+)
+Finish = Annotated[int | None, Query(ge=1, le=2**62, description=FINISH_DOC)]
+
+
+async def desk_action(
+    runtime: HallRuntime, vn: str, verb: str, finish: int | None = None
+) -> WorkstationOut:
+    """Call the engine's ``verb`` for ``vn`` (call-next may name the ticket it finishes);
+    the workstation as it is after it."""
+    if verb == "call_next":
+        await runtime.engine.call_next(vn, finish)
+    else:
+        await getattr(runtime.engine, verb)(vn)
     return await _after(runtime, vn)
 
 
 def _desk_route(path: str, verb: str, tag: str, doc: str) -> None:
-    async def action(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:
-        return await desk_action(runtime, vn, verb)
+    if verb == "call_next":
+
+        async def action(
+            vn: str, runtime: Hall, _: Acting, finish: Finish = None
+        ) -> WorkstationOut:
+            return await desk_action(runtime, vn, verb, finish)
+
+    else:
+
+        async def action(vn: str, runtime: Hall, _: Acting) -> WorkstationOut:  # type: ignore[misc]
+            return await desk_action(runtime, vn, verb)
 
     action.__name__ = action.__qualname__ = verb
     action.__doc__ = doc

@@ -8,6 +8,8 @@ split, its body (these routes take none) read and dropped, its token checked by 
 the ``acting_for`` dependency calls (:func:`.deps.acting_as`), the action done by the function
 the route calls (:func:`.api.desk_action`), and the answer serialized as FastAPI serializes a
 return-annotated model (``TypeAdapter.dump_json``, by alias), with the same headers.
+call-next's one query parameter, ``finish`` (the ticket 下一位 finishes), is read here when
+it is one plain id; any other form of it is left to the route, which refuses it with a 422.
 
 The path parameters are segments of ``scope["path"]`` as the server decoded it: Starlette's
 routing matches the same string and decodes a ``str`` parameter no further. Everything else
@@ -20,6 +22,9 @@ error shape.
 
 from __future__ import annotations
 
+import re
+from urllib.parse import parse_qsl
+
 from pydantic import TypeAdapter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,6 +33,8 @@ from .deps import AppContext, acting_as, bearer_token, hall_of
 from .lean_door import answer_error, first_headers, read_body, route_path
 from .schemas import WorkstationOut
 
+_ID = re.compile(r"[1-9][0-9]{0,18}")
+MAX_ID = 2**62  # as the route's Query(le=...)
 MAX_BODY = 64 * 1024  # the routes take no body; a client may still send an empty JSON one
 _PREFIX = "/api/halls/"
 _HEADERS = (b"authorization", b"content-length")
@@ -52,7 +59,7 @@ class DeskFastPath:
         if target is None:
             await self.app(scope, receive, send)
             return
-        hall, vn, verb = target
+        hall, vn, verb, finish = target
         found = first_headers(scope, _HEADERS)
         try:
             if await read_body(receive, found.get(b"content-length", b""), self.max_body) is None:
@@ -60,7 +67,7 @@ class DeskFastPath:
             ctx: AppContext = scope["app"].state.ctx
             authorization = found.get(b"authorization", b"").decode("latin-1")
             acting_as(ctx, hall, vn, bearer_token(authorization, scope["query_string"]))
-            out = await desk_action(hall_of(ctx, hall), vn, verb)
+            out = await desk_action(hall_of(ctx, hall), vn, verb, finish)
         except Exception as exc:
             await answer_error(scope, receive, send, exc)
             return
@@ -69,9 +76,9 @@ class DeskFastPath:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _target(self, scope: Scope) -> tuple[str, str, str] | None:
-        """The hall, work number and engine verb a desk action's POST is for; None for
-        anything the app's own routes are to answer."""
+    def _target(self, scope: Scope) -> tuple[str, str, str, int | None] | None:
+        """The hall, work number, engine verb and ticket to finish a desk action's POST is
+        for; None for anything the app's own routes are to answer."""
         if scope["method"] != "POST":
             return None
         path = route_path(scope)
@@ -81,4 +88,21 @@ class DeskFastPath:
         if len(parts) != 4 or parts[1] != "workstations" or not parts[0] or not parts[2]:
             return None
         verb = self.verbs.get(parts[3])
-        return None if verb is None else (parts[0], parts[2], verb)
+        if verb is None:
+            return None
+        finish = None
+        if verb == "call_next" and scope["query_string"]:
+            named = [
+                v
+                for k, v in parse_qsl(
+                    scope["query_string"].decode("latin-1"), keep_blank_values=True
+                )
+                if k == "finish"
+            ]
+            if named:
+                # One plain id is ours; anything else (repeated, signed, out of range) the
+                # route validates, with its own 422.
+                if len(named) > 1 or not _ID.fullmatch(named[0]) or int(named[0]) > MAX_ID:
+                    return None
+                finish = int(named[0])
+        return parts[0], parts[2], verb, finish

@@ -25,8 +25,10 @@ from .errors import (
     HallClosedError,
     HeldTicketsError,
     InvalidRequestError,
+    JustCalledError,
     NoTicketError,
     SkillMissingError,
+    TicketChangedError,
     TicketNotFoundError,
     UnknownPriorityError,
     UnknownServiceError,
@@ -54,6 +56,9 @@ from .store.base import Store, Tx
 R = TypeVar("R")
 T = TicketState
 W = WorkstationState
+# 下一位 that names no ticket does not finish one called this recently: a bounced key on a
+# caller pad or a double click would otherwise end the service of the citizen just called.
+NEXT_GUARD_S = 3.0
 SEAT_ZH = {SeatKind.WINDOW: "窗口", SeatKind.HOTLINE: "热线坐席"}
 
 
@@ -179,22 +184,23 @@ class Engine:
 
         return issue
 
-    async def call_next(self, vn: str) -> Ticket | None:
+    async def call_next(self, vn: str, finish: int | None = None) -> Ticket | None:
         """A window calls the next ticket the policy picks for it; None if nobody waits.
 
         Under the hall's ``next_completes`` policy the ticket in hand (called or serving) is
-        completed first, in the same transaction: 下一位 on the caller pad.
+        completed first, in the same transaction: 下一位 on the caller pad. A client that
+        knows which ticket it is finishing names it in ``finish``; a repeated request then
+        finds another ticket in hand and does nothing (:class:`TicketChangedError`). Unnamed,
+        a ticket called under :data:`NEXT_GUARD_S` ago is not finished (a bounced key).
         """
         now = self.clock.now()
-        finishes = self.hall.policy.next_completes
 
         def call(tx: Tx) -> Ticket | None:
             ws = self._signed_in(tx, vn)
             self._require_kind(ws, SeatKind.WINDOW, "call next")
-            finished = finishes and ws.ticket_id is not None and ws.state in (W.CALLING, W.SERVING)
-            if finished:
-                assert ws.ticket_id is not None
-                done, ws = tr.finish_for_next(self._ticket(tx, ws.ticket_id), ws, now)
+            in_hand = self._to_finish(tx, ws, finish, now)
+            if in_hand is not None:
+                done, ws = tr.finish_for_next(in_hand, ws, now)
                 tx.update_ticket(done)
                 self._emit(tx, "ticket.completed", done, ws, by_next=True)
             tr.require_workstation(ws, (W.AVAILABLE, W.WRAP_UP), "call next")
@@ -202,7 +208,7 @@ class Engine:
             heads = tx.waiting_heads(self.hall.code, list(skills), vn, now, self._class_codes)
             ticket = routing.choose(heads, self.hall, skills, now, vn)
             if ticket is None:
-                if finished:
+                if in_hand is not None:
                     tx.put_workstation(ws)  # else the call below writes the workstation once
                 return None
             t, w = tr.call(ticket, ws, now)
@@ -210,6 +216,25 @@ class Engine:
             return t
 
         return await self.store.run(call)
+
+    def _to_finish(self, tx: Tx, ws: Workstation, finish: int | None, now: float) -> Ticket | None:
+        """The ticket 下一位 finishes first, if any (see :meth:`call_next`)."""
+        if not self.hall.policy.next_completes:
+            if finish is not None:
+                raise InvalidRequestError(
+                    reason="this hall finishes a service with complete, not with call-next",
+                    reason_zh="本大厅以“办结”结束服务，“下一位”不办结",
+                )
+            return None
+        if finish is not None and ws.ticket_id != finish:
+            raise TicketChangedError(ticket=finish, virtual_number=ws.virtual_number)
+        if ws.ticket_id is None:
+            return None
+        ticket = self._ticket(tx, ws.ticket_id)
+        since = now - (ticket.called_at or now)
+        if finish is None and ticket.state == T.CALLED and since < NEXT_GUARD_S:
+            raise JustCalledError(number=ticket.number, seconds=f"{since:.0f}")
+        return ticket
 
     async def call_ticket(self, vn: str, ticket_id: int) -> Ticket:
         """Call one chosen waiting ticket out of order (the supervisor-approved 'call specific')."""

@@ -141,6 +141,20 @@ class NotYourTicketError(ConflictError):
     zh = "号票{number}不属于工号{virtual_number}"
 
 
+class TicketChangedError(ConflictError):
+    """Work number {virtual_number} no longer holds ticket {ticket}: nothing was done."""
+
+    code = "ticket_changed"
+    zh = "工号{virtual_number}手上已不是号票{ticket}，未做任何操作"
+
+
+class JustCalledError(ConflictError):
+    """{number} was called {seconds} s ago: 下一位 does not finish it so soon (a double press?)."""
+
+    code = "just_called"
+    zh = "{number}号{seconds}秒前刚刚呼叫，“下一位”暂不办结（是否连按？）"
+
+
 class NoTicketError(ConflictError):
     """Work number {virtual_number} holds no ticket."""
 

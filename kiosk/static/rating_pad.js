@@ -8,7 +8,8 @@
   var pad = $("pad"), WINDOW = pad.dataset.window;
   var THANKS_S = 6, MESSAGE_S = 8, CHOOSE_S = 25, LIT_S = 15 * 60;
   // Where 下一位 finishes a service and calls the next citizen at once (the hall's
-  // next_completes), the finished citizen still rates while the next one walks up.
+  // next_completes), the finished citizen still rates while the next one walks up;
+  // elsewhere the next call means the finished citizen has gone.
   var NEXT_GRACE_S = 60;
   var litAt = 0;
   var info = null, chosen = null, timer = null, busy = false;
@@ -104,7 +105,7 @@
     if (ev.type === "ticket.completed" && t) lightUp(t);
     else if (ev.type === "rating.given" && (state === "lit" || state === "choose") && !busy) idle();
     else if (ev.type === "ticket.called" && state === "lit") {
-      var left = NEXT_GRACE_S - (Date.now() - litAt) / 1000;
+      var left = info && info.next_completes ? NEXT_GRACE_S - (Date.now() - litAt) / 1000 : 0;
       if (left > 0) later(idle, left); else idle();
     }
   }

@@ -202,9 +202,11 @@
   function act(action, data) {
     busy = true;
     if (ws) render(ws);
-    var finishes = action === "complete" || (action === "call-next" && ws && finishesInHand(ws));
-    var finishing = finishes && ws && ws.ticket ? ws.ticket : null;
-    return API.post(path(action), data).then(function (w) {
+    var next = action === "call-next" && ws && finishesInHand(ws);
+    var finishing = (action === "complete" || next) && ws && ws.ticket ? ws.ticket : null;
+    // 下一位 names the ticket it finishes: a second click finds another in hand and does nothing.
+    var target = path(action) + (next && finishing ? "?finish=" + finishing.id : "");
+    return API.post(target, data).then(function (w) {
       busy = false;
       if (finishing) keepLast({ ticket: finishing, case: null });
       render(w);

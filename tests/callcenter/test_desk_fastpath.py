@@ -227,6 +227,34 @@ async def test_every_action_answers_byte_for_byte_as_the_route(doors: Doors) -> 
     assert sorted(set(done)) == sorted(ACTIONS)
 
 
+async def test_next_naming_the_ticket_it_finishes_through_both_doors(doors: Doors) -> None:
+    """The demo hall's 下一位 finishes the ticket in hand; ?finish= names it."""
+    staff = doors.bearer(STAFF)
+    (await doors.act("W0001", "sign-in", staff, json={"window": "1"})).by_routes()
+    for api in doors.each():
+        for _ in range(3):
+            await api.issue("social_insurance")
+    first = (await doors.act("W0001", "call-next", staff)).by_lean_door().lean.json()["ticket"]
+    twice = (await doors.act("W0001", "call-next", staff)).by_lean_door()  # a double press
+    assert twice.lean.status_code == 409 and twice.error()["code"] == "just_called"
+    named = f"call-next?finish={first['id']}"
+    second = (await doors.act("W0001", named, staff)).by_lean_door().lean.json()["ticket"]
+    assert second["number"] == "C002"
+    again = (await doors.act("W0001", named, staff)).by_lean_door()  # the same press again
+    assert again.lean.status_code == 409 and again.error()["code"] == "ticket_changed"
+    # Anything but one plain id is the route's to refuse, with its own 422.
+    for bad in ("0", "-1", "abc", "", "01", f"{2**62 + 1}", "1.0"):
+        pair = (await doors.act("W0001", f"call-next?finish={bad}", staff)).by_routes()
+        if bad in ("01", "1.0"):  # the route reads them as 1: not the ticket in hand
+            assert pair.error()["code"] == "ticket_changed"
+        else:
+            assert pair.lean.status_code == 422, (bad, pair.lean.text)
+            assert pair.error()["code"] == "invalid_request"
+    repeated = f"call-next?finish={first['id']}&finish={second['id']}"  # the route takes the last
+    pair = (await doors.act("W0001", repeated, staff)).by_routes()
+    assert pair.lean.json()["ticket"]["number"] == "C003"
+
+
 async def test_the_token_may_come_in_the_query_and_a_supervisor_acts_for_anyone(
     doors: Doors,
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from queue_engine import Engine, FakeClock, Store
+from queue_engine.engine import NEXT_GUARD_S as ENGINE_NEXT_GUARD_S
 from queue_engine.errors import (
     AlreadySignedInError,
     DailyLimitReachedError,
@@ -16,10 +17,12 @@ from queue_engine.errors import (
     HeldTicketsError,
     IllegalTransitionError,
     InvalidRequestError,
+    JustCalledError,
     NoTicketError,
     NotSignedInError,
     NotYourTicketError,
     SkillMissingError,
+    TicketChangedError,
     TicketNotFoundError,
     UnknownPriorityError,
     UnknownServiceError,
@@ -425,6 +428,71 @@ async def test_next_completes_finishes_the_ticket_in_hand_then_calls(
     )  # fmt: skip
     expect(done_ev, "ticket.completed", ticket=done, ws=freed, vn="W0001", window="1", by_next=True)
     assert call_ev.type == "ticket.called" and call_ev.ticket_id == second.id
+
+
+async def pad_hall(store: Store, clock: FakeClock) -> tuple[Engine, list[Ticket]]:
+    """A 下一位 hall with W0001 at window 1 holding the first of three waiting biz tickets."""
+    engine = await with_hall(store, clock, make_hall(Policy(next_completes=True)))
+    await engine.sign_in("W0001", "1")
+    tickets = [(await engine.take_ticket("biz")).ticket for _ in range(3)]
+    await engine.call_next("W0001")
+    return engine, tickets
+
+
+async def test_next_does_not_finish_a_ticket_just_called_by_a_double_press(
+    store: Store, clock: FakeClock
+) -> None:
+    engine, (first, *_) = await pad_hall(store, clock)
+    before = await log(store)
+    clock.advance(ENGINE_NEXT_GUARD_S - 0.5)
+    with pytest.raises(JustCalledError) as exc:
+        await engine.call_next("W0001")
+    assert exc.value.message_zh.startswith(f"{first.number}号")
+    assert await log(store) == before and (await engine.ticket(first.id)).state == T.CALLED
+    clock.advance(0.5)  # long enough: the citizen has had time to sit down
+    assert (await engine.call_next("W0001")) is not None
+    assert (await engine.ticket(first.id)).state == T.DONE
+
+
+async def test_next_finishes_a_serving_ticket_at_once(store: Store, clock: FakeClock) -> None:
+    engine, (first, second, _) = await pad_hall(store, clock)
+    await engine.start_service("W0001")
+    called = await engine.call_next("W0001")
+    assert called is not None and called.id == second.id
+    assert (await engine.ticket(first.id)).state == T.DONE
+
+
+async def test_next_naming_the_ticket_in_hand_finishes_it_at_once(
+    store: Store, clock: FakeClock
+) -> None:
+    engine, (first, second, third) = await pad_hall(store, clock)
+    called = await engine.call_next("W0001", finish=first.id)
+    assert called is not None and called.id == second.id
+    assert (await engine.ticket(first.id)).state == T.DONE
+    before = await log(store)
+    with pytest.raises(TicketChangedError):  # the same press again: it named the old ticket
+        await engine.call_next("W0001", finish=first.id)
+    assert await log(store) == before
+    assert (await engine.ticket(second.id)).state == T.CALLED
+    assert (await engine.ticket(third.id)).state == T.WAITING
+
+
+async def test_next_naming_a_ticket_with_none_in_hand_does_nothing(
+    store: Store, clock: FakeClock
+) -> None:
+    engine, (first, *_) = await pad_hall(store, clock)
+    await engine.mark_no_show("W0001")
+    before = await log(store)
+    with pytest.raises(TicketChangedError):
+        await engine.call_next("W0001", finish=first.id)
+    assert await log(store) == before
+
+
+async def test_naming_a_ticket_to_finish_needs_the_policy(engine: Engine) -> None:
+    t = await serving(engine)
+    with pytest.raises(InvalidRequestError):
+        await engine.call_next("W0001", finish=t.id)
+    assert (await engine.ticket(t.id)).state == T.SERVING
 
 
 async def test_next_completes_with_nobody_waiting_frees_the_window(

@@ -40,6 +40,7 @@ from hypothesis.stateful import (
 )
 
 from queue_engine import Engine, FakeClock, QueueError, open_store
+from queue_engine.engine import NEXT_GUARD_S
 from queue_engine.errors import DailyLimitReachedError, InvalidRequestError
 from queue_engine.model import (
     Channel,
@@ -439,14 +440,22 @@ class QueueMachine(RuleBasedStateMachine):
         ok, _ = self.attempt(lambda: self.eng.resume_work(vn), before, expect)
         self.expected_events += ok
 
-    def do_call_next(self, before: Snapshot, vn: str) -> Ticket | None:
+    def do_call_next(self, before: Snapshot, vn: str, finish: int | None = None) -> Ticket | None:
         ws = before.workstations[vn]
         now = self.clock.now()
         in_hand = self.held_ticket(before, vn) if ws.state in (W.CALLING, W.SERVING) else None
-        finishes = self.hall.policy.next_completes and in_hand is not None
+        pad = self.hall.policy.next_completes
+        if finish is not None:  # names the ticket it finishes: exactly that one, or nothing
+            finishes = pad and in_hand is not None and in_hand.id == finish
+            refused = not finishes
+        else:  # unnamed: not a ticket called moments ago (a double press)
+            settled = in_hand is not None and (
+                in_hand.state == T.SERVING or now - (in_hand.called_at or now) >= NEXT_GUARD_S
+            )
+            finishes, refused = pad and settled, pad and in_hand is not None and not settled
         free = ws.state in (W.AVAILABLE, W.WRAP_UP)
-        expect = ws.kind == SeatKind.WINDOW and (free or finishes)
-        ok, got = self.attempt(lambda: self.eng.call_next(vn), before, expect)
+        expect = ws.kind == SeatKind.WINDOW and (free or finishes) and not refused
+        ok, got = self.attempt(lambda: self.eng.call_next(vn, finish), before, expect)
         if not ok:
             return None
         # Invariant 5, checked at the moment of the call against the tickets waiting just before.
@@ -673,12 +682,14 @@ class QueueMachine(RuleBasedStateMachine):
         before = self.read()
         self.do_resume_work(before, self.vn_in(before, pick, (W.PAUSED, W.WRAP_UP)))
 
-    @rule(pick=st.integers(0, 999))
-    def call_next(self, pick: int) -> None:
+    @rule(pick=st.integers(0, 999), name=st.sampled_from(["none", "none", "in hand", "other"]))
+    def call_next(self, pick: int, name: str) -> None:
         before = self.read()
         free = (W.AVAILABLE, W.WRAP_UP)
         states = (*free, W.CALLING, W.SERVING) if self.hall.policy.next_completes else free
-        self.do_call_next(before, self.vn_in(before, pick, states))
+        vn = self.vn_in(before, pick, states)
+        named = {"none": None, "in hand": before.workstations[vn].ticket_id, "other": MISSING_TICKET}
+        self.do_call_next(before, vn, named[name])
 
     @rule(pick=st.integers(0, 999), tpick=st.integers(0, 999))
     def call_ticket(self, pick: int, tpick: int) -> None:
