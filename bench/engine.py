@@ -131,9 +131,12 @@ LITERAL = re.compile(r"'(?:[^']|'')*'|(?<![\w.])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?
 def parameterise(sql: str) -> tuple[str, list[object]]:
     """Expanded SQL back to text with ? and its values, so sqlite3's statement cache applies."""
     params: list[object] = []
+    named_index = "INDEXED BY" in sql
 
     def take(m: re.Match[str]) -> str:
         lit = m.group()
+        if named_index and sql.endswith("state=", 0, m.start()):
+            return lit  # as written in the query: its partial index (INDEXED BY) needs it
         if lit.startswith("'"):
             params.append(lit[1:-1].replace("''", "'"))
         else:
