@@ -24,6 +24,7 @@ from callcenter.auth import Principal
 from callcenter.desk_fastpath import MAX_BODY, DeskFastPath
 from queue_engine import FakeClock, TicketState
 from queue_engine.errors import UnknownServiceError
+from tests.asgi_post import asgi_post
 
 DESK = f"/api/halls/{HALL}/workstations"
 ACTIONS = [path for path, *_ in api_module.DESK_ACTIONS]
@@ -155,33 +156,6 @@ async def doors(
             await stack.enter_async_context(client)
             apis.append(Api(app, client, clock))
         yield Doors(apis[0], apis[1], seen)
-
-
-async def asgi(
-    app: FastAPI, path: str, chunks: list[bytes | None], headers: dict[str, str]
-) -> list[dict[str, Any]]:
-    """A raw ASGI POST whose body arrives in ``chunks`` (None: the client disconnects)."""
-    target, _, query = path.partition("?")
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": target, "raw_path": target.encode(), "root_path": "",
-             "query_string": query.encode("latin-1"), "server": ("test", 80),
-             "client": ("127.0.0.1", 40000), "state": {},
-             "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]}  # fmt: skip
-    messages = iter(
-        {"type": "http.disconnect"} if chunk is None
-        else {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-        for i, chunk in enumerate(chunks)
-    )  # fmt: skip
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return next(messages, {"type": "http.disconnect"})
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent
 
 
 # --- the same answers through both doors ----------------------------------------------------
@@ -351,7 +325,7 @@ async def test_a_body_over_the_limit_is_413_and_nothing_is_done(api: Api) -> Non
     assert "64 KiB" in r.json()["error"]["message_en"]
     # Streamed without a Content-Length: refused once the chunks pass the limit.
     chunk = b"x" * (MAX_BODY // 2)
-    sent = await asgi(api.app, f"{DESK}/W0001/call-next", [chunk, chunk, chunk], staff)
+    sent = await asgi_post(api.app, f"{DESK}/W0001/call-next", [chunk, chunk, chunk], staff)
     assert sent[0]["status"] == 413
     assert json.loads(sent[1]["body"])["error"]["code"] == "http_413"
     assert [t.state for t in await api.runtime.engine.waiting()] == [TicketState.WAITING]
@@ -366,7 +340,7 @@ async def test_a_client_that_leaves_mid_body_gets_no_answer_and_nothing_is_done(
     staff = bearer(token(api, STAFF))
     await api.act("W0001", "sign-in", staff, {"window": "1"})
     await api.issue("social_insurance")
-    sent = await asgi(api.app, f"{DESK}/W0001/call-next", [b"{", None], staff)
+    sent = await asgi_post(api.app, f"{DESK}/W0001/call-next", [b"{", None], staff)
     assert sent == []
     assert len(await api.runtime.engine.waiting()) == 1
 

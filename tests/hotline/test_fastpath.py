@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,6 +18,7 @@ from callcenter.hotline import views
 from callcenter.hotline.fastpath import MAX_BODY, MAX_FIELDS
 from queue_engine import TicketState
 from queue_engine.errors import UnknownServiceError
+from tests.asgi_post import asgi_post
 
 from .conftest import PUBLIC, Hot
 from .test_webhooks import connector_of
@@ -63,29 +63,11 @@ async def by_route(
 async def asgi(
     hot: Hot, path: str, chunks: list[bytes | None], headers: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """A raw ASGI POST whose body arrives in ``chunks`` (None: the client disconnects)."""
-    target, _, query = path.partition("?")
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "https", "path": target, "raw_path": target.encode(), "root_path": "",
-             "query_string": query.encode("latin-1"), "server": ("hotline.example.gov.cn", 443),
-             "client": ("127.0.0.1", 40000), "state": {},
-             "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in
-                         {"Host": "hotline.example.gov.cn", **headers}.items()]}  # fmt: skip
-    messages: Iterator[dict[str, Any]] = iter(
-        {"type": "http.disconnect"} if chunk is None
-        else {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-        for i, chunk in enumerate(chunks)
-    )  # fmt: skip
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return next(messages, {"type": "http.disconnect"})
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await hot.app(scope, receive, send)
-    return sent
+    """A raw ASGI POST to the hotline's public address, its body in ``chunks``."""
+    headers = {"Host": "hotline.example.gov.cn", **headers}
+    return await asgi_post(
+        hot.app, path, chunks, headers, scheme="https", server=("hotline.example.gov.cn", 443)
+    )
 
 
 def error_code(r: Any) -> str:
