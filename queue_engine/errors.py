@@ -149,7 +149,7 @@ class TicketChangedError(ConflictError):
 
 
 class JustCalledError(ConflictError):
-    """{number} was called {seconds} s ago: 下一位 does not finish it so soon (a double press?)."""
+    """{number} was called {seconds} s ago: call-next does not finish it so soon (pressed twice?)."""
 
     code = "just_called"
     zh = "{number}号{seconds}秒前刚刚呼叫，“下一位”暂不办结（是否连按？）"
