@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from .bus import Bus
 from .model import Event
@@ -63,6 +63,8 @@ class ReaderRunner:
         # With one writing process every commit passes through our bus, so the
         # events it carries can be used as they are; otherwise read the table.
         self.exclusive = exclusive
+        # Asked once: a runtime-checkable Protocol's isinstance walks its attributes each time.
+        self._in_tx = isinstance(reader, TxReader)
         self.position = -1
         self._sub = bus.subscribe()
         self._bus = bus
@@ -70,7 +72,7 @@ class ReaderRunner:
     @property
     def durable(self) -> bool:
         """Whether the reader's position survives a restart."""
-        return isinstance(self.reader, TxReader) or getattr(self.reader, "durable", True)
+        return self._in_tx or getattr(self.reader, "durable", True)
 
     async def start(self) -> None:
         """Load the cursor (or, for a non-durable reader, start at the log's end)."""
@@ -130,10 +132,11 @@ class ReaderRunner:
         last = events[-1].id
         name = self.reader.name
         reader = self.reader
-        if isinstance(reader, TxReader):
+        if self._in_tx:
+            writer = cast(TxReader, reader)
 
             def both(tx: Tx) -> None:
-                reader.handle_in_tx(tx, events)
+                writer.handle_in_tx(tx, events)
                 tx.set_cursor(name, last)
 
             await self.store.run(both)
@@ -141,7 +144,7 @@ class ReaderRunner:
             if after is not None:
                 after()
         else:
-            await reader.handle(events)
+            await cast(Reader, reader).handle(events)
             if self.durable:
                 await self.store.run(lambda tx: tx.set_cursor(name, last))
         self.position = last
