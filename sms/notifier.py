@@ -57,7 +57,10 @@ class SmsNotifier:
             self.on_written()
 
     def handle_in_tx(self, tx: Tx, events: Sequence[Event]) -> None:
-        """Write the outbox rows for these events (on the database thread)."""
+        """Write the outbox rows for these events (after they committed)."""
+        # The queues are read as they are now, after every event here, so one look at the
+        # front of each queue that moved serves them all: a burst of calls reads it once.
+        moved: dict[tuple[str, str], Event] = {}
         for event in events:
             hall = self.halls.get(event.hall)
             if hall is None:
@@ -66,12 +69,15 @@ class SmsNotifier:
             if ticket is not None and ticket.phone and ticket.channel == Channel.HALL:
                 self._for_ticket(tx, hall, event, ticket)
             if event.type in QUEUE_MOVES and ticket is not None:
-                moved = event.payload.get("to")
-                service = moved["service"] if moved else ticket.service
-                self._near_turn(tx, hall, event, service)
+                to = event.payload.get("to")
+                moved[event.hall, to["service"] if to else ticket.service] = event
             records = RECORD_HANDLERS.get(event.type)
             if records is not None:
                 records(self, tx, hall, event)
+        # After the per-ticket rows: a ticket issued or transferred near the front has its
+        # "skipped" near-turn row by now, so it gets no second notice.
+        for (code, service), event in moved.items():
+            self._near_turn(tx, self.halls[code], event, service)
 
     def _for_ticket(self, tx: Tx, hall: HallConfig, event: Event, ticket: Ticket) -> None:
         key = EVENT_TEMPLATES.get(event.type)

@@ -227,6 +227,23 @@ async def test_near_turn_once_per_ticket_to_the_first_n_plus_one_with_phones(
     assert len(keys) == len(set(keys))
 
 
+async def test_a_burst_reads_the_queue_once_and_sends_no_second_notice(
+    engine: Engine, runner: ReaderRunner, store: Store
+) -> None:
+    """The notifier reads the queues after the events it handles committed: a ticket issued
+    near the front after a call in the same batch is told so by its issue message only."""
+    await engine.sign_in("W0001", "1")
+    early = [(await engine.take_ticket("biz", phone=p)).ticket for p in (P1, P2, None, None)]
+    await runner.catch_up()
+    await engine.call_next("W0001")  # the call moves the queue ...
+    late = (await engine.take_ticket("biz", phone=P3)).ticket  # ... and this one joins at 3 ahead
+    await runner.catch_up()  # both events in one batch
+    near = {r["ticket_id"]: r["status"] for r in await rows(store, "near_turn")}
+    assert near == {early[0].id: "skipped", early[1].id: "skipped", late.id: "skipped"}
+    [issued] = [r for r in await rows(store, "issued") if r["ticket_id"] == late.id]
+    assert "前面还有3人" in issued["body"]
+
+
 async def test_replayed_events_create_no_second_row(
     engine: Engine, runner: ReaderRunner, store: Store, bus, notifier: SmsNotifier
 ) -> None:
