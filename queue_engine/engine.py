@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from . import routing
@@ -54,6 +54,10 @@ from .model import (
 from .store.base import Store, Tx
 
 R = TypeVar("R")
+# A staffer's verbs on the ticket in hand, by method name (:meth:`Engine.at_desk`).
+DeskVerb = Literal[
+    "call_next", "recall", "start_service", "complete", "mark_no_show", "hold", "accept", "reject"
+]
 T = TicketState
 W = WorkstationState
 # 下一位 that names no ticket does not finish one called this recently: a bounced key on a
@@ -193,6 +197,9 @@ class Engine:
         finds another ticket in hand and does nothing (:class:`TicketChangedError`). Unnamed,
         a ticket called under :data:`NEXT_GUARD_S` ago is not finished (a bounced key).
         """
+        return await self.store.run(self._desk_step(vn, "call_next", finish))
+
+    def _calling_next(self, vn: str, finish: int | None) -> Callable[[Tx], Ticket | None]:
         now = self.clock.now()
 
         def call(tx: Tx) -> Ticket | None:
@@ -215,7 +222,7 @@ class Engine:
             self._save(tx, "ticket.called", t, w, recall=0)
             return t
 
-        return await self.store.run(call)
+        return call
 
     def _to_finish(self, tx: Tx, ws: Workstation, finish: int | None, now: float) -> Ticket | None:
         """The ticket 下一位 finishes first, if any (see :meth:`call_next`)."""
@@ -253,6 +260,9 @@ class Engine:
 
     async def recall(self, vn: str) -> Ticket:
         """Call the current ticket again; past the configured recalls it becomes a no-show."""
+        return await self.store.run(self._desk_step(vn, "recall"))
+
+    def _recalling(self, vn: str) -> Callable[[Tx], Ticket]:
         now = self.clock.now()
         limit = self.hall.policy.recalls_before_no_show
 
@@ -266,28 +276,26 @@ class Engine:
             self._save(tx, "ticket.recalled", t, ws, recall=t.recalls)
             return t
 
-        return await self.store.run(recall)
+        return recall
 
     async def start_service(self, vn: str) -> Ticket:
         """The called citizen is at the window (or the agent accepted the call)."""
-        return await self._on_held(vn, "ticket.started", tr.start)
+        return await self.store.run(self._desk_step(vn, "start_service"))
 
     async def complete(self, vn: str) -> Ticket:
         """The service is finished."""
-        wrap = self._wrap_up_s
+        return await self.store.run(self._desk_step(vn, "complete"))
 
-        def done(t: Ticket, w: Workstation, now: float) -> tuple[Ticket, Workstation]:
-            return tr.complete(t, w, now, wrap(w))
-
-        return await self._on_held(vn, "ticket.completed", done)
+    def _done(self, t: Ticket, w: Workstation, now: float) -> tuple[Ticket, Workstation]:
+        return tr.complete(t, w, now, self._wrap_up_s(w))
 
     async def mark_no_show(self, vn: str) -> Ticket:
         """The called citizen did not come (过号)."""
-        return await self._on_held(vn, "ticket.no_show", tr.no_show)
+        return await self.store.run(self._desk_step(vn, "mark_no_show"))
 
     async def hold(self, vn: str) -> Ticket:
         """Suspend the current service (挂起); the workstation may call others meanwhile."""
-        return await self._on_held(vn, "ticket.held", tr.hold)
+        return await self.store.run(self._desk_step(vn, "hold"))
 
     async def resume(self, vn: str, ticket_id: int) -> Ticket:
         """Take a held ticket back into service."""
@@ -434,17 +442,20 @@ class Engine:
 
     async def accept(self, vn: str) -> Ticket:
         """The agent accepts the offered call."""
-        return await self._on_held(vn, "ticket.started", tr.start, accepted=True)
+        return await self.store.run(self._desk_step(vn, "accept"))
 
     async def reject(self, vn: str) -> Ticket:
         """The agent rejects the offered call; it waits for the next agent, keeping its place."""
+        return await self.store.run(self._desk_step(vn, "reject"))
+
+    def _rejecting(self, vn: str) -> Callable[[Tx], Ticket]:
         now = self.clock.now()
 
         def reject(tx: Tx) -> Ticket:
             ws, ticket = self._held(tx, vn)
             return self._decline(tx, ticket, ws, now, "rejected")
 
-        return await self.store.run(reject)
+        return reject
 
     # --- workstations -----------------------------------------------------------
 
@@ -569,12 +580,50 @@ class Engine:
 
     async def desk(self, vn: str) -> tuple[Workstation, Ticket | None]:
         """A workstation and the ticket it holds, read together."""
+        return await self.store.run(lambda tx: self._desk(tx, vn))
 
-        def read(tx: Tx) -> tuple[Workstation, Ticket | None]:
-            ws = self._workstation(tx, vn)
-            return ws, tx.get_ticket(ws.ticket_id) if ws.ticket_id else None
+    async def at_desk(
+        self, vn: str, verb: DeskVerb, finish: int | None = None
+    ) -> tuple[Workstation, Ticket | None]:
+        """Do one of a staffer's desk verbs, then read the desk as :meth:`desk` does, in the
+        same transaction: what the console shows next is what this verb left, and the verb
+        and the read cost one job, not two."""
+        if finish is not None and verb != "call_next":
+            raise InvalidRequestError(
+                reason=f"only call_next finishes a named ticket, not {verb}",
+                reason_zh="只有“下一位”可指定办结的号票",
+            )
+        step = self._desk_step(vn, verb, finish)
 
-        return await self.store.run(read)
+        def both(tx: Tx) -> tuple[Workstation, Ticket | None]:
+            step(tx)
+            return self._desk(tx, vn)
+
+        return await self.store.run(both)
+
+    def _desk(self, tx: Tx, vn: str) -> tuple[Workstation, Ticket | None]:
+        ws = self._workstation(tx, vn)
+        return ws, tx.get_ticket(ws.ticket_id) if ws.ticket_id else None
+
+    def _desk_step(self, vn: str, verb: DeskVerb, finish: int | None = None) -> Callable[[Tx], Any]:
+        """The transaction step of one desk verb (the public methods and :meth:`at_desk`)."""
+        match verb:
+            case "call_next":
+                return self._calling_next(vn, finish)
+            case "recall":
+                return self._recalling(vn)
+            case "start_service" | "accept":
+                extra = {"accepted": True} if verb == "accept" else {}
+                return self._held_step(vn, "ticket.started", tr.start, **extra)
+            case "complete":
+                return self._held_step(vn, "ticket.completed", self._done)
+            case "mark_no_show":
+                return self._held_step(vn, "ticket.no_show", tr.no_show)
+            case "hold":
+                return self._held_step(vn, "ticket.held", tr.hold)
+            case "reject":
+                return self._rejecting(vn)
+        raise InvalidRequestError(reason=f"no desk verb {verb!r}", reason_zh="没有这个操作")
 
     async def workstations(self) -> list[Workstation]:
         """Every workstation of the hall."""
@@ -748,7 +797,7 @@ class Engine:
             Event(
                 id=0, hall=self.hall.code, type=kind, at=self.clock.now(),
                 ticket_id=ticket.id if ticket else None, virtual_number=vn, window=window,
-                payload=payload,
+                payload=payload, made_from=(ticket, ws),
             )
         )  # fmt: skip
 
@@ -761,13 +810,13 @@ class Engine:
             tx.put_workstation(ws)
         return self._emit(tx, kind, ticket, ws, **extra)
 
-    async def _on_held(
+    def _held_step(
         self,
         vn: str,
         kind: str,
         step: Callable[[Ticket, Workstation, float], tuple[Ticket, Workstation]],
         **extra: Any,
-    ) -> Ticket:
+    ) -> Callable[[Tx], Ticket]:
         now = self.clock.now()
 
         def apply(tx: Tx) -> Ticket:
@@ -776,7 +825,7 @@ class Engine:
             self._save(tx, kind, t, w, **extra)
             return t
 
-        return await self.store.run(apply)
+        return apply
 
     async def _ws_change(
         self, vn: str, kind: str, step: Callable[[Workstation, float], Workstation], **extra: Any

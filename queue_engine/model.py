@@ -419,16 +419,26 @@ class Event:
     virtual_number: str | None = None
     window: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
+    # The rows the payload was made from, when this process made the event: every reader
+    # asks for them, and parsing the payload again for each was a good part of their time.
+    # Not stored; an event read back from the log parses its payload.
+    made_from: tuple[Ticket | None, Workstation | None] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def ticket(self) -> Ticket | None:
         """The ticket row after the change, if the event touched one."""
+        if self.made_from is not None:
+            return self.made_from[0]
         t = self.payload.get("ticket")
         return Ticket.from_dict(t) if t else None
 
     @property
     def workstation(self) -> Workstation | None:
         """The workstation row after the change, if the event touched one."""
+        if self.made_from is not None:
+            return self.made_from[1]
         w = self.payload.get("workstation")
         return Workstation.from_dict(w) if w else None
 

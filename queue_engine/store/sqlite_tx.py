@@ -321,7 +321,7 @@ class SQLiteTx:
         stored = Event(
             id=cur.lastrowid or 0, hall=event.hall, type=event.type, at=event.at,
             ticket_id=event.ticket_id, virtual_number=event.virtual_number, window=event.window,
-            payload=event.payload,
+            payload=event.payload, made_from=event.made_from,
         )  # fmt: skip
         self.events.append(stored)
         return stored

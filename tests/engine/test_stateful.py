@@ -688,7 +688,11 @@ class QueueMachine(RuleBasedStateMachine):
         free = (W.AVAILABLE, W.WRAP_UP)
         states = (*free, W.CALLING, W.SERVING) if self.hall.policy.next_completes else free
         vn = self.vn_in(before, pick, states)
-        named = {"none": None, "in hand": before.workstations[vn].ticket_id, "other": MISSING_TICKET}
+        named = {
+            "none": None,
+            "in hand": before.workstations[vn].ticket_id,
+            "other": MISSING_TICKET,
+        }
         self.do_call_next(before, vn, named[name])
 
     @rule(pick=st.integers(0, 999), tpick=st.integers(0, 999))
