@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from kiosk.feed import FeedResponse
 from queue_engine import Channel, Ticket, TicketState, TransferPosition, Workstation
+from queue_engine.engine import DeskVerb
 from queue_engine.errors import NoTicketError, TicketNotFoundError, UnknownWindowError
 from queue_engine.masking import mask_phone
 from sms.phone import normalise
@@ -42,7 +43,7 @@ router = APIRouter(prefix="/api", responses=ERRORS)
 # hall sends: desk_fastpath.py answers them ahead of FastAPI's routing, through the same
 # checks and desk_action; the routes stay for the OpenAPI document (and are registered
 # first, in case the lean door is not in front of them).
-DESK_ACTIONS = (
+DESK_ACTIONS: tuple[tuple[str, DeskVerb, str, str], ...] = (
     ("call-next", "call_next", "workstations",
      "Call the next ticket the routing policy picks (ticket is null if nobody waits)."),
     ("recall", "recall", "workstations",
@@ -68,18 +69,15 @@ Finish = Annotated[int | None, Query(ge=1, le=2**62, description=FINISH_DOC)]
 
 
 async def desk_action(
-    runtime: HallRuntime, vn: str, verb: str, finish: int | None = None
+    runtime: HallRuntime, vn: str, verb: DeskVerb, finish: int | None = None
 ) -> WorkstationOut:
     """Call the engine's ``verb`` for ``vn`` (call-next may name the ticket it finishes);
-    the workstation as it is after it."""
-    if verb == "call_next":
-        await runtime.engine.call_next(vn, finish)
-    else:
-        await getattr(runtime.engine, verb)(vn)
-    return await _after(runtime, vn)
+    the workstation as that verb left it, read in its transaction."""
+    ws, ticket = await runtime.engine.at_desk(vn, verb, finish)
+    return await _workstation(runtime, ws, ticket)
 
 
-def _desk_route(path: str, verb: str, tag: str, doc: str) -> None:
+def _desk_route(path: str, verb: DeskVerb, tag: str, doc: str) -> None:
     if verb == "call_next":
 
         async def action(

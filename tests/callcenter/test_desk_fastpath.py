@@ -412,7 +412,7 @@ async def test_a_queue_error_is_answered_as_the_app_answers_it(
         raise UnknownServiceError(service="social_insurance")
 
     for api in doors.each():
-        monkeypatch.setattr(api.runtime.engine, "start_service", refuse)
+        monkeypatch.setattr(api.runtime.engine, "at_desk", refuse)
     pair = (await doors.act("W0001", "start", doors.bearer(STAFF))).by_lean_door()
     assert (pair.lean.status_code, pair.error()["code"]) == (404, "unknown_service")
 
@@ -424,6 +424,6 @@ async def test_an_unexpected_error_is_the_apps_500(
         raise RuntimeError("a bug")
 
     for api in doors.each():
-        monkeypatch.setattr(api.runtime.engine, "complete", broken)
+        monkeypatch.setattr(api.runtime.engine, "at_desk", broken)
     pair = (await doors.act("W0001", "complete", doors.bearer(STAFF))).by_lean_door()
     assert pair.lean.status_code == 500 and pair.lean.text == "Internal Server Error"

@@ -1234,3 +1234,52 @@ async def test_sign_out_with_a_ticket_on_hold_is_refused(engine: Engine) -> None
     await engine.resume("W0001", t.id)
     await engine.complete("W0001")
     assert (await engine.sign_out("W0001")).state == WorkstationState.OFFLINE
+
+
+# --- at_desk: a verb and the desk after it, in one transaction ---------------------
+
+
+async def test_at_desk_answers_the_desk_as_each_verb_left_it(engine: Engine, store: Store) -> None:
+    await engine.sign_in("W0001", "1")
+    first, second = [(await engine.take_ticket("biz")).ticket for _ in range(2)]
+    ws, t = await engine.at_desk("W0001", "call_next")
+    assert (ws.state, ws.ticket_id) == (W.CALLING, first.id) and t == await engine.ticket(first.id)
+    assert (await engine.desk("W0001")) == (ws, t)
+    ws, t = await engine.at_desk("W0001", "recall")
+    assert t is not None and t.recalls == 1
+    ws, t = await engine.at_desk("W0001", "start_service")
+    assert ws.state == W.SERVING and t is not None and t.state == T.SERVING
+    ws, t = await engine.at_desk("W0001", "hold")
+    assert (ws.state, ws.ticket_id, t) == (W.AVAILABLE, None, None)
+    ws, t = await engine.at_desk("W0001", "call_next")
+    assert t is not None and t.id == second.id
+    ws, t = await engine.at_desk("W0001", "mark_no_show")
+    assert ws.ticket_id is None and t is None
+    assert (await engine.ticket(second.id)).state == T.NO_SHOW
+    assert [e.type for e in await last(store, 6)] == [
+        "ticket.called", "ticket.recalled", "ticket.started", "ticket.held", "ticket.called",
+        "ticket.no_show",
+    ]  # fmt: skip
+
+
+async def test_at_desk_refused_verb_changes_nothing(engine: Engine, store: Store) -> None:
+    await engine.sign_in("W0001", "1")
+    before = await log(store)
+    with pytest.raises(NoTicketError):
+        await engine.at_desk("W0001", "complete")
+    with pytest.raises(InvalidRequestError):
+        await engine.at_desk("W0001", "recall", finish=1)  # only 下一位 names a ticket
+    with pytest.raises(InvalidRequestError):
+        await engine.at_desk("W0001", "sign_out")  # type: ignore[arg-type]
+    assert await log(store) == before
+
+
+async def test_at_desk_call_next_names_the_ticket_it_finishes(
+    store: Store, clock: FakeClock
+) -> None:
+    engine, (first, second, _) = await pad_hall(store, clock)
+    ws, t = await engine.at_desk("W0001", "call_next", finish=first.id)
+    assert t is not None and t.id == second.id and ws.ticket_id == second.id
+    assert (await engine.ticket(first.id)).state == T.DONE
+    with pytest.raises(TicketChangedError):
+        await engine.at_desk("W0001", "call_next", finish=first.id)
