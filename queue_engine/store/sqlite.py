@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import QueueError, StoreError
 from .base import R, Store, Tx
 from .migrate import pending
+from .sqlite_cache import WaitingCache
 from .sqlite_tx import SQLiteTx
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class SQLiteStore(Store):
         self._checkpointer: asyncio.Task[None] | None = None
         self._reader: sqlite3.Connection | None = None
         self._reading = asyncio.Lock()
+        self._cache = WaitingCache()
 
     async def open(self) -> None:
         if self.path != ":memory:":
@@ -234,7 +236,9 @@ class SQLiteStore(Store):
             if "locked" in str(exc) or "busy" in str(exc):
                 raise _Locked from exc
             raise
-        tx = SQLiteTx(conn)
+        # Another process may have committed since the last batch: then nothing cached holds.
+        self._cache.begin(conn.execute("PRAGMA data_version").fetchone()[0])
+        tx = SQLiteTx(conn, self._cache)
         single = len(batch) == 1
         outcomes: list[Outcome] = []
         try:
@@ -245,15 +249,18 @@ class SQLiteStore(Store):
                 outcomes.append(self._apply_one(conn, tx, fn, single))
             if single and not outcomes[0][0]:
                 conn.execute("ROLLBACK")
+                self._cache.clear()
                 return outcomes, []
             conn.execute("COMMIT")
         except Exception as exc:
+            self._cache.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failure = StoreError(reason=str(exc))
             failure.__cause__ = exc
             return [(False, failure)] * len(batch), []
         except BaseException:
+            self._cache.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise

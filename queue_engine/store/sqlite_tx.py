@@ -19,6 +19,7 @@ from ..model import (
     Workstation,
     WorkstationState,
 )
+from .sqlite_cache import Entry, WaitingCache
 
 TICKET_COLUMNS = (
     "id, hall, service, number, day, channel, priority, state, token, arrived_at, queued_at,"
@@ -92,8 +93,9 @@ def event_from_row(r: Sequence) -> Event:
 class SQLiteTx:
     """The Tx protocol on a sqlite3 connection that already has a transaction open."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, cache: WaitingCache | None = None) -> None:
         self.conn = conn
+        self.cache = cache
         self.events: list[Event] = []
         # Each ticket row as this transaction last read or wrote it: an update then writes
         # only the columns that changed, so SQLite leaves the indexes of the others alone
@@ -103,6 +105,8 @@ class SQLiteTx:
     def forget(self) -> None:
         """Drop what was read: the store rolled back to a savepoint."""
         self._rows.clear()
+        if self.cache is not None:
+            self.cache.clear()
 
     def _ticket(self, r: Sequence) -> Ticket:
         self._rows[r[0]] = tuple(r[2:])
@@ -126,7 +130,10 @@ class SQLiteTx:
         return row[0]
 
     def insert_ticket(self, ticket: Ticket) -> Ticket:
-        cur = self.conn.execute(_TICKET_INSERT, (ticket.hall, *_ticket_values(ticket)))
+        values = _ticket_values(ticket)
+        cur = self.conn.execute(_TICKET_INSERT, (ticket.hall, *values))
+        if self.cache is not None:
+            self.cache.written(ticket.hall, cur.lastrowid or 0, None, values)
         return _with_id(ticket, cur.lastrowid)
 
     def update_ticket(self, ticket: Ticket) -> None:
@@ -135,12 +142,16 @@ class SQLiteTx:
         self._rows[ticket.id] = values
         if before is None:
             self.conn.execute(_TICKET_UPDATE, (*values, ticket.id))
+            if self.cache is not None:
+                self.cache.clear()  # which queue it was in is not known here
             return
         changed = [i for i, (was, now) in enumerate(zip(before, values, strict=True)) if was != now]
         if changed:
             sets = ", ".join(f"{_TICKET_FIELDS[i]}=?" for i in changed)
             params = (*(values[i] for i in changed), ticket.id)
             self.conn.execute(f"UPDATE tickets SET {sets} WHERE id=?", params)
+            if self.cache is not None:
+                self.cache.written(ticket.hall, ticket.id, before, values)
 
     def get_ticket(self, ticket_id: int) -> Ticket | None:
         r = self._one(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id=?", (ticket_id,))
@@ -166,33 +177,20 @@ class SQLiteTx:
         now: float,
         classes: Sequence[str] = (),
     ) -> list[Ticket]:
-        if not services:
-            return []
         seen: dict[int, Ticket] = {}
-        # One index seek per (service, class): the head of each queue.
+        # One index seek per (service, class): the head of each queue (or the cache's copy).
         for service in services:
             for pclass in classes:
-                r = self._one(
-                    f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
-                    " AND service=? AND priority=? AND target_workstation IS NULL"
-                    " ORDER BY queued_at, id LIMIT 1",
-                    (hall, service, pclass),
-                )
-                if r:
-                    seen[r[0]] = self._ticket(r)
-        marks = ",".join("?" * len(services))
-        # Named indexes, as in waiting_front: for one service ("service IN (?)" is then
-        # "service=?") the planner would walk that service's whole queue in tickets_queue.
-        extra = self._all(
-            f"SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_targeted WHERE hall=?"
-            f" AND state='waiting' AND target_workstation=? AND service IN ({marks})"
-            f" UNION ALL SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_appointed"
-            " WHERE hall=? AND state='waiting' AND appointment_at<=? AND appointment_at IS NOT NULL"
-            f" AND target_workstation IS NULL AND service IN ({marks})",
-            (hall, vn, *services, hall, now, *services),
-        )
-        for r in extra:
-            seen[r[0]] = self._ticket(r)
+                for t in self._front(hall, service, pclass, 1):
+                    seen[t.id] = t
+        for service in services:
+            for t in self._special(hall, service):
+                if (vn is not None and t.target_workstation == vn) or (
+                    t.target_workstation is None
+                    and t.appointment_at is not None
+                    and t.appointment_at <= now
+                ):
+                    seen[t.id] = t
         return list(seen.values())
 
     def waiting_front(
@@ -200,24 +198,52 @@ class SQLiteTx:
     ) -> list[Ticket]:
         seen: dict[int, Ticket] = {}
         for pclass in classes:
-            for r in self._all(
+            for t in self._front(hall, service, pclass, per_class):
+                seen[t.id] = t
+        for t in self._special(hall, service):
+            seen[t.id] = t
+        return list(seen.values())
+
+    def _front(self, hall: str, service: str, pclass: str, limit: int) -> list[Ticket]:
+        """The first ``limit`` untargeted waiting tickets of one (service, class) queue."""
+        cache = self.cache
+        entries = cache.front(hall, service, pclass, limit) if cache is not None else None
+        if entries is None:
+            rows = self._all(
                 f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
                 " AND service=? AND priority=? AND target_workstation IS NULL"
                 " ORDER BY queued_at, id LIMIT ?",
-                (hall, service, pclass, per_class),
-            ):
-                seen[r[0]] = self._ticket(r)
-        # The partial indexes hold only the few targeted and booked waiting tickets; without
-        # INDEXED BY the planner walks every waiting ticket of the service instead.
-        for r in self._all(
-            f"SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_targeted WHERE hall=?"
-            " AND state='waiting' AND target_workstation IS NOT NULL AND service=?"
-            f" UNION ALL SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_appointed"
-            " WHERE hall=? AND state='waiting' AND appointment_at IS NOT NULL AND service=?",
-            (hall, service, hall, service),
-        ):
-            seen[r[0]] = self._ticket(r)
-        return list(seen.values())
+                (hall, service, pclass, limit),
+            )
+            entries = [(tuple(r[2:]), ticket_from_row(r)) for r in rows]
+            if cache is not None:
+                cache.keep_front(hall, service, pclass, limit, entries)
+        return self._entries(entries)
+
+    def _special(self, hall: str, service: str) -> list[Ticket]:
+        """A service's waiting tickets that are targeted at a workstation or booked."""
+        cache = self.cache
+        entries = cache.special(hall, service) if cache is not None else None
+        if entries is None:
+            # The partial indexes hold only the few targeted and booked waiting tickets;
+            # without INDEXED BY the planner walks every waiting ticket of the service.
+            rows = self._all(
+                f"SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_targeted WHERE hall=?"
+                " AND state='waiting' AND target_workstation IS NOT NULL AND service=?"
+                f" UNION ALL SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_appointed"
+                " WHERE hall=? AND state='waiting' AND appointment_at IS NOT NULL AND service=?",
+                (hall, service, hall, service),
+            )
+            entries = [(tuple(r[2:]), ticket_from_row(r)) for r in rows]
+            if cache is not None:
+                cache.keep_special(hall, service, entries)
+        return self._entries(entries)
+
+    def _entries(self, entries: list[Entry]) -> list[Ticket]:
+        rows = self._rows
+        for values, t in entries:
+            rows[t.id] = values
+        return [t for _, t in entries]
 
     def count_staffed(self, hall: str, kind: str, vns: Sequence[str]) -> int:
         if not vns:
@@ -381,6 +407,8 @@ class SQLiteTx:
     def execute(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list:
         if sql.lstrip()[:6].upper() != "SELECT":
             self._rows.clear()  # it may have written a ticket behind the rows read
+            if self.cache is not None:
+                self.cache.clear()
         return self.conn.execute(sql, params).fetchall()
 
 

@@ -15,6 +15,7 @@ from queue_engine.errors import StoreError
 from queue_engine.store import sqlite as backend
 from queue_engine.store.base import Tx
 from queue_engine.store.sqlite import SQLiteStore
+from queue_engine.store.sqlite_tx import SQLiteTx
 
 
 def insert(value: int):  # type: ignore[no-untyped-def]
@@ -178,11 +179,13 @@ async def test_the_heads_of_the_queues_cost_the_same_however_long_they_are(
     await engine.load_hall()
     classes = [p.code for p in engine.hall.priority_classes]
 
+    # The seeks as they run when the queue-front cache misses (it would answer from memory).
     def heads(tx: Tx) -> object:  # what call-next reads
-        return tx.waiting_heads("test", skills, "W0003", engine.clock.now(), classes)
+        fresh = SQLiteTx(tx.conn)  # type: ignore[attr-defined]
+        return fresh.waiting_heads("test", skills, "W0003", engine.clock.now(), classes)
 
     def front(tx: Tx) -> object:  # what the near-turn SMS reads after each call
-        return tx.waiting_front("test", skills[0], classes, 4)
+        return SQLiteTx(tx.conn).waiting_front("test", skills[0], classes, 4)  # type: ignore[attr-defined]
 
     async def steps_with(waiting: int) -> tuple[int, int]:
         await asyncio.gather(*(engine.take_ticket(s) for s in skills for _ in range(waiting)))
@@ -192,6 +195,63 @@ async def test_the_heads_of_the_queues_cost_the_same_however_long_they_are(
     long = await steps_with(400)  # now 420 per service
     for read, few, many in zip(("waiting_heads", "waiting_front"), short, long, strict=True):
         assert many < few * 1.2, f"{read}: {few} steps with 20 waiting, {many} with 420"
+
+
+# --- the queue-front cache ------------------------------------------------------------------
+
+
+async def pad(store: SQLiteStore, hall_code: str = "test"):  # type: ignore[no-untyped-def]
+    from queue_engine import Engine, FakeClock
+    from tests.conftest import make_hall
+
+    engine = Engine(store, make_hall(code=hall_code), FakeClock(1_780_020_000.0))
+    await engine.load_hall()
+    return engine
+
+
+async def test_a_repeated_read_of_the_queue_fronts_runs_no_sql(store: SQLiteStore) -> None:
+    engine = await pad(store)
+    classes = [p.code for p in engine.hall.priority_classes]
+    for svc in ("pension", "medical"):
+        for _ in range(3):
+            await engine.take_ticket(svc)
+
+    def heads(tx: Tx) -> object:
+        return tx.waiting_heads(
+            "test", ["pension", "medical"], "W0002", engine.clock.now(), classes
+        )
+
+    empty = await vm_steps(store, lambda tx: None)  # begin, data_version, commit
+    first = await vm_steps(store, heads)
+    assert first > empty and await vm_steps(store, heads) == empty
+    await engine.take_ticket("pension")  # joins at the back: no front changes
+    assert await vm_steps(store, heads) == empty
+    await engine.sign_in("W0002", "2")
+    called = await engine.call_next("W0002")  # the head of one queue goes
+    assert called is not None
+    again = await vm_steps(store, heads)
+    assert empty < again < first  # only that queue is sought again
+    got = await store.run(heads)
+    assert called.id not in {t.id for t in got}  # type: ignore[attr-defined]
+
+
+async def test_another_process_writing_the_file_empties_the_cache(tmp_path: Path) -> None:
+    """Two processes may share the database file (DESIGN §2): a commit by the other
+    connection moves PRAGMA data_version, and nothing cached is trusted after it."""
+    path = tmp_path / "shared.db"
+    async with SQLiteStore(path) as ours, SQLiteStore(path) as theirs:
+        engine, other = await pad(ours), await pad(theirs)
+        classes = [p.code for p in engine.hall.priority_classes]
+        await engine.sign_in("W0002", "2")
+
+        def heads(tx: Tx) -> list:
+            return tx.waiting_heads("test", ["pension"], "W0002", engine.clock.now(), classes)
+
+        assert await ours.run(heads) == []  # cached: nobody waits for pension
+        issued = (await other.take_ticket("pension")).ticket  # the other process issues one
+        assert [t.id for t in await ours.run(heads)] == [issued.id]
+        called = await engine.call_next("W0002")
+        assert called is not None and called.id == issued.id
 
 
 # --- a time range of the log --------------------------------------------------------------

@@ -57,6 +57,7 @@ from queue_engine.model import (
 )
 from queue_engine.projection import rebuild
 from queue_engine.store.base import Tx
+from queue_engine.store.sqlite_tx import SQLiteTx
 from tests.conftest import make_hall
 
 T = TicketState
@@ -969,6 +970,30 @@ class QueueMachine(RuleBasedStateMachine):
         return finished
 
     # invariants ----------------------------------------------------------------------------
+
+    @invariant()
+    def cached_queue_fronts_are_the_table(self) -> None:
+        """The store keeps queue fronts across transactions (sqlite_cache.py): what it
+        answers must be what a fresh read of the table finds, after every step."""
+        hall, now = self.hall, self.clock.now()
+        classes = [p.code for p in hall.priority_classes]
+        services = [s.code for s in hall.services]
+
+        def compare(tx: Any) -> None:
+            fresh = SQLiteTx(tx.conn)  # the same transaction, no cache
+            for svc in services:
+                for n in (1, 2, 4):
+                    got = tx.waiting_front(hall.code, svc, classes, n)
+                    want = fresh.waiting_front(hall.code, svc, classes, n)
+                    assert sorted(got, key=lambda t: t.id) == sorted(want, key=lambda t: t.id), (
+                        svc, n, [t.number for t in got], [t.number for t in want],
+                    )  # fmt: skip
+            for vn in VNS:
+                got = tx.waiting_heads(hall.code, services, vn, now, classes)
+                want = fresh.waiting_heads(hall.code, services, vn, now, classes)
+                assert sorted(got, key=lambda t: t.id) == sorted(want, key=lambda t: t.id), vn
+
+        self.loop.run_until_complete(self.store.run(compare))
 
     @invariant()
     def one_workstation_per_ticket(self) -> None:

@@ -1,0 +1,115 @@
+"""The fronts of the waiting queues as this process last read them, kept across transactions.
+
+Every call-next seeks the head of each (service, priority class) queue its window serves,
+and after every call the SMS notifier reads the first few of the queue that moved: six or
+seven index seeks a call, most of them finding what the last call found. This cache keeps
+what they found until a write could have changed it:
+
+- a write of a ticket drops the fronts it was in, and the front it now enters (waiting,
+  untargeted, and ahead of the front's last ticket or into a front shorter than its
+  limit); the targeted and booked tickets of its service when it was or becomes one;
+- a write of a ticket this transaction did not read first, a raw statement that writes,
+  and any rollback drop everything;
+- a commit by another connection (``PRAGMA data_version`` moved, checked as each batch
+  begins) drops everything: two processes may share the database file.
+
+So a cached front is always what the seek would return now; tests compare the two under
+random operation sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..model import Ticket
+
+# A ticket as (its row after id and hall, the Ticket): SQLiteTx keeps the row to write only
+# the columns that change, so a hit hands it both.
+Entry = tuple[tuple[Any, ...], Ticket]
+
+# Positions in a ticket's row after id and hall (sqlite_tx._ticket_values' order).
+SERVICE, PRIORITY, STATE, QUEUED_AT, APPOINTMENT_AT, TARGET = 0, 4, 5, 8, 12, 15
+
+
+class WaitingCache:
+    """Fronts of waiting queues keyed by (hall, service, priority), and each service's
+    targeted or booked waiting tickets keyed by (hall, service)."""
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+        self._fronts: dict[tuple[str, str, str], tuple[int, list[Entry]]] = {}
+        self._special: dict[tuple[str, str], list[Entry]] = {}
+
+    def begin(self, version: int) -> None:
+        """A batch begins; ``version`` is the connection's ``PRAGMA data_version``."""
+        if version != self.version:
+            self.clear()
+            self.version = version
+
+    def clear(self) -> None:
+        """Forget everything (a rollback, a raw write, another connection's commit)."""
+        self._fronts.clear()
+        self._special.clear()
+
+    def front(self, hall: str, service: str, priority: str, limit: int) -> list[Entry] | None:
+        """The first ``limit`` untargeted waiting tickets of a queue, or None if not known."""
+        got = self._fronts.get((hall, service, priority))
+        if got is None:
+            return None
+        known, entries = got
+        if limit <= known:
+            return entries[:limit]
+        if len(entries) < known:
+            return entries  # the whole queue: a longer read would find no more
+        return None
+
+    def keep_front(
+        self, hall: str, service: str, priority: str, limit: int, entries: list[Entry]
+    ) -> None:
+        """Remember what a seek for the first ``limit`` tickets of a queue found."""
+        self._fronts[hall, service, priority] = (limit, entries)
+
+    def special(self, hall: str, service: str) -> list[Entry] | None:
+        """A service's waiting tickets that are targeted or booked, or None if not known."""
+        return self._special.get((hall, service))
+
+    def keep_special(self, hall: str, service: str, entries: list[Entry]) -> None:
+        """Remember a service's targeted and booked waiting tickets."""
+        self._special[hall, service] = entries
+
+    def written(
+        self, hall: str, ticket_id: int, before: Sequence[Any] | None, after: Sequence[Any]
+    ) -> None:
+        """A ticket row was written: drop what it may have changed. ``before`` is the row
+        as this transaction read it, or None for a new ticket."""
+        if before is not None:
+            self._left(hall, ticket_id, before)
+        self._entered(hall, ticket_id, after)
+
+    def _left(self, hall: str, ticket_id: int, row: Sequence[Any]) -> None:
+        key = (hall, row[SERVICE], row[PRIORITY])
+        got = self._fronts.get(key)
+        if got is not None and any(t.id == ticket_id for _, t in got[1]):
+            del self._fronts[key]
+        special = self._special.get((hall, row[SERVICE]))
+        if special is not None and any(t.id == ticket_id for _, t in special):
+            del self._special[hall, row[SERVICE]]
+
+    def _entered(self, hall: str, ticket_id: int, row: Sequence[Any]) -> None:
+        if row[STATE] != "waiting":
+            return
+        if row[TARGET] is not None or row[APPOINTMENT_AT] is not None:
+            self._special.pop((hall, row[SERVICE]), None)
+        if row[TARGET] is not None:
+            return
+        key = (hall, row[SERVICE], row[PRIORITY])
+        got = self._fronts.get(key)
+        if got is None:
+            return
+        limit, entries = got
+        if len(entries) < limit or (row[QUEUED_AT], ticket_id) < (
+            entries[-1][1].queued_at,
+            entries[-1][1].id,
+        ):
+            del self._fronts[key]
