@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from starlette.responses import Response
 
 from queue_engine import Event
+from queue_engine.jsontext import dumps
 
 log = logging.getLogger(__name__)
 Backlog = Callable[[int], Awaitable[Sequence[Event]]]
@@ -58,8 +58,8 @@ def public_event(event: Event) -> dict[str, Any]:
 
 def encode(event: Event) -> bytes:
     """One SSE message: ``id``, ``event`` and a JSON ``data`` line."""
-    data = json.dumps(public_event(event), ensure_ascii=False, separators=(",", ":"))
-    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
+    head = f"id: {event.id}\nevent: {event.type}\ndata: ".encode()
+    return head + dumps(public_event(event)) + b"\n\n"
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]

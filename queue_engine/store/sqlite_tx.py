@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from ..jsontext import dumps
 from ..model import (
     Channel,
     Event,
@@ -341,7 +342,7 @@ class SQLiteTx:
             " VALUES (?,?,?,?,?,?,?)",
             (
                 event.hall, event.type, event.at, event.ticket_id, event.virtual_number,
-                event.window, json.dumps(event.payload, ensure_ascii=False, separators=(",", ":")),
+                event.window, dumps(event.payload).decode(),
             ),
         )  # fmt: skip
         stored = Event(
