@@ -5,9 +5,10 @@ and after every call the SMS notifier reads the first few of the queue that move
 seven index seeks a call, most of them finding what the last call found. This cache keeps
 what they found until a write could have changed it:
 
-- a write of a ticket drops the fronts it was in, and the front it now enters (waiting,
-  untargeted, and ahead of the front's last ticket or into a front shorter than its
-  limit); the targeted and booked tickets of its service when it was or becomes one;
+- a write of a ticket takes it out of the front it was in (the rest is still the front,
+  one shorter) and out of its service's targeted and booked tickets; and puts it in its
+  place in the front it now enters (waiting, untargeted, ahead of the front's last ticket
+  or into a front that holds its whole queue), or among those targeted and booked;
 - a write of a ticket this transaction did not read first, a raw statement that writes,
   and any rollback drop everything;
 - a commit by another connection (``PRAGMA data_version`` moved, checked as each batch
@@ -19,6 +20,7 @@ random operation sequences.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +29,10 @@ from ..model import Ticket
 # A ticket as (its row after id and hall, the Ticket): SQLiteTx keeps the row to write only
 # the columns that change, so a hit hands it both.
 Entry = tuple[tuple[Any, ...], Ticket]
+
+# How many tickets a missed front reads: a queue's head moves once a call-next, so a
+# read of eight serves the next several calls of that queue (and the notifier's four).
+FRONT_READ_AHEAD = 8
 
 # Positions in a ticket's row after id and hall (sqlite_tx._ticket_values' order).
 SERVICE, PRIORITY, STATE, QUEUED_AT, APPOINTMENT_AT, TARGET = 0, 4, 5, 8, 12, 15
@@ -78,29 +84,40 @@ class WaitingCache:
         """Remember a service's targeted and booked waiting tickets."""
         self._special[hall, service] = entries
 
-    def written(
-        self, hall: str, ticket_id: int, before: Sequence[Any] | None, after: Sequence[Any]
-    ) -> None:
-        """A ticket row was written: drop what it may have changed. ``before`` is the row
-        as this transaction read it, or None for a new ticket."""
+    def written(self, ticket: Ticket, before: Sequence[Any] | None, after: Sequence[Any]) -> None:
+        """``ticket`` was written as ``after`` (its row after id and hall); ``before`` is the
+        row as this transaction read it, or None for a new ticket."""
         if before is not None:
-            self._left(hall, ticket_id, before)
-        self._entered(hall, ticket_id, after)
+            self._left(ticket.hall, ticket.id, before)
+        self._entered(ticket, after)
 
     def _left(self, hall: str, ticket_id: int, row: Sequence[Any]) -> None:
+        # Without the ticket that left, a front is still the first ``limit - 1`` of its
+        # queue (or still the whole queue): the next call-next and the notifier after it
+        # read the rest of what one seek found instead of seeking again.
         key = (hall, row[SERVICE], row[PRIORITY])
         got = self._fronts.get(key)
         if got is not None and any(t.id == ticket_id for _, t in got[1]):
-            del self._fronts[key]
+            limit, entries = got
+            rest = [e for e in entries if e[1].id != ticket_id]
+            if len(entries) == limit:
+                limit -= 1
+            if limit:
+                self._fronts[key] = (limit, rest)
+            else:
+                del self._fronts[key]
         special = self._special.get((hall, row[SERVICE]))
         if special is not None and any(t.id == ticket_id for _, t in special):
-            del self._special[hall, row[SERVICE]]
+            self._special[hall, row[SERVICE]] = [e for e in special if e[1].id != ticket_id]
 
-    def _entered(self, hall: str, ticket_id: int, row: Sequence[Any]) -> None:
+    def _entered(self, ticket: Ticket, row: Sequence[Any]) -> None:
         if row[STATE] != "waiting":
             return
+        hall, entry = ticket.hall, (tuple(row), ticket)
         if row[TARGET] is not None or row[APPOINTMENT_AT] is not None:
-            self._special.pop((hall, row[SERVICE]), None)
+            special = self._special.get((hall, row[SERVICE]))
+            if special is not None:
+                self._special[hall, row[SERVICE]] = [*special, entry]
         if row[TARGET] is not None:
             return
         key = (hall, row[SERVICE], row[PRIORITY])
@@ -108,8 +125,8 @@ class WaitingCache:
         if got is None:
             return
         limit, entries = got
-        if len(entries) < limit or (row[QUEUED_AT], ticket_id) < (
-            entries[-1][1].queued_at,
-            entries[-1][1].id,
-        ):
-            del self._fronts[key]
+        place = (row[QUEUED_AT], ticket.id)
+        at = bisect.bisect(entries, place, key=lambda e: (e[1].queued_at, e[1].id))
+        if at < limit:
+            # Into the front: in its place, pushing the last one out of a full front.
+            self._fronts[key] = (limit, [*entries[:at], entry, *entries[at:]][:limit])

@@ -20,7 +20,7 @@ from ..model import (
     Workstation,
     WorkstationState,
 )
-from .sqlite_cache import Entry, WaitingCache
+from .sqlite_cache import FRONT_READ_AHEAD, Entry, WaitingCache
 
 TICKET_COLUMNS = (
     "id, hall, service, number, day, channel, priority, state, token, arrived_at, queued_at,"
@@ -133,9 +133,10 @@ class SQLiteTx:
     def insert_ticket(self, ticket: Ticket) -> Ticket:
         values = _ticket_values(ticket)
         cur = self.conn.execute(_TICKET_INSERT, (ticket.hall, *values))
+        stored = _with_id(ticket, cur.lastrowid)
         if self.cache is not None:
-            self.cache.written(ticket.hall, cur.lastrowid or 0, None, values)
-        return _with_id(ticket, cur.lastrowid)
+            self.cache.written(stored, None, values)
+        return stored
 
     def update_ticket(self, ticket: Ticket) -> None:
         values = _ticket_values(ticket)
@@ -152,7 +153,7 @@ class SQLiteTx:
             params = (*(values[i] for i in changed), ticket.id)
             self.conn.execute(f"UPDATE tickets SET {sets} WHERE id=?", params)
             if self.cache is not None:
-                self.cache.written(ticket.hall, ticket.id, before, values)
+                self.cache.written(ticket, before, values)
 
     def get_ticket(self, ticket_id: int) -> Ticket | None:
         r = self._one(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id=?", (ticket_id,))
@@ -210,15 +211,19 @@ class SQLiteTx:
         cache = self.cache
         entries = cache.front(hall, service, pclass, limit) if cache is not None else None
         if entries is None:
+            # With a cache, read a few more than asked: each call takes one off the front
+            # (WaitingCache._left), and the next calls find the rest already read.
+            want = max(limit, FRONT_READ_AHEAD) if cache is not None else limit
             rows = self._all(
                 f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
                 " AND service=? AND priority=? AND target_workstation IS NULL"
                 " ORDER BY queued_at, id LIMIT ?",
-                (hall, service, pclass, limit),
+                (hall, service, pclass, want),
             )
             entries = [(tuple(r[2:]), ticket_from_row(r)) for r in rows]
             if cache is not None:
-                cache.keep_front(hall, service, pclass, limit, entries)
+                cache.keep_front(hall, service, pclass, want, entries)
+            entries = entries[:limit]
         return self._entries(entries)
 
     def _special(self, hall: str, service: str) -> list[Ticket]:

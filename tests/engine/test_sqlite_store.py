@@ -213,11 +213,17 @@ async def test_a_repeated_read_of_the_queue_fronts_runs_no_sql(store: SQLiteStor
     engine = await pad(store)
     classes = [p.code for p in engine.hall.priority_classes]
     for svc in ("pension", "medical"):
-        for _ in range(3):
+        for _ in range(12):
             await engine.take_ticket(svc)
 
-    def heads(tx: Tx) -> object:
+    def heads(tx: Tx) -> list:
         return tx.waiting_heads(
+            "test", ["pension", "medical"], "W0002", engine.clock.now(), classes
+        )
+
+    def fresh(tx: Tx) -> list:
+        plain = SQLiteTx(tx.conn)  # type: ignore[attr-defined]
+        return plain.waiting_heads(
             "test", ["pension", "medical"], "W0002", engine.clock.now(), classes
         )
 
@@ -227,12 +233,16 @@ async def test_a_repeated_read_of_the_queue_fronts_runs_no_sql(store: SQLiteStor
     await engine.take_ticket("pension")  # joins at the back: no front changes
     assert await vm_steps(store, heads) == empty
     await engine.sign_in("W0002", "2")
-    called = await engine.call_next("W0002")  # the head of one queue goes
-    assert called is not None
-    again = await vm_steps(store, heads)
-    assert empty < again < first  # only that queue is sought again
-    got = await store.run(heads)
-    assert called.id not in {t.id for t in got}  # type: ignore[attr-defined]
+    steps = []
+    for _ in range(20):  # each call takes the head of a queue; eight were read ahead
+        called = await engine.call_next("W0002")
+        assert called is not None
+        steps.append(await vm_steps(store, heads))
+        got, want = await store.run(heads), await store.run(fresh)
+        assert sorted(t.id for t in got) == sorted(t.id for t in want)
+        assert called.id not in {t.id for t in got}
+        await engine.mark_no_show("W0002")
+    assert steps.count(empty) >= 16, steps  # a seek only when the read-ahead ran out
 
 
 async def test_another_process_writing_the_file_empties_the_cache(tmp_path: Path) -> None:
