@@ -21,10 +21,11 @@ random operation sequences.
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from ..model import Ticket
+from ..model import Ticket, Workstation
 
 # A ticket as (its row after id and hall, the Ticket): SQLiteTx keeps the row to write only
 # the columns that change, so a hit hands it both.
@@ -38,14 +39,22 @@ FRONT_READ_AHEAD = 8
 SERVICE, PRIORITY, STATE, QUEUED_AT, APPOINTMENT_AT, TARGET = 0, 4, 5, 8, 12, 15
 
 
+# How many of the tickets last written are kept: the ones staff hold now (a desk verb
+# reads its ticket again) and then some.
+RECENT_TICKETS = 512
+
+
 class WaitingCache:
     """Fronts of waiting queues keyed by (hall, service, priority), and each service's
-    targeted or booked waiting tickets keyed by (hall, service)."""
+    targeted or booked waiting tickets keyed by (hall, service); and, under the same rules,
+    the workstation rows and the tickets last written, which every desk verb reads first."""
 
     def __init__(self) -> None:
         self.version: int | None = None
         self._fronts: dict[tuple[str, str, str], tuple[int, list[Entry]]] = {}
         self._special: dict[tuple[str, str], list[Entry]] = {}
+        self._workstations: dict[tuple[str, str], Workstation] = {}
+        self._tickets: OrderedDict[int, Entry] = OrderedDict()
 
     def begin(self, version: int) -> None:
         """A batch begins; ``version`` is the connection's ``PRAGMA data_version``."""
@@ -57,6 +66,24 @@ class WaitingCache:
         """Forget everything (a rollback, a raw write, another connection's commit)."""
         self._fronts.clear()
         self._special.clear()
+        self._workstations.clear()
+        self._tickets.clear()
+
+    def workstation(self, hall: str, vn: str) -> Workstation | None:
+        """A workstation row as last read or written, or None if not known."""
+        return self._workstations.get((hall, vn))
+
+    def keep_workstation(self, ws: Workstation) -> None:
+        """Remember a workstation row read or written."""
+        self._workstations[ws.hall, ws.virtual_number] = ws
+
+    def forget_workstation(self, hall: str, vn: str) -> None:
+        """A write whose outcome is not known here touched this row."""
+        self._workstations.pop((hall, vn), None)
+
+    def ticket(self, ticket_id: int) -> Entry | None:
+        """A ticket written lately, with its row, or None."""
+        return self._tickets.get(ticket_id)
 
     def front(self, hall: str, service: str, priority: str, limit: int) -> list[Entry] | None:
         """The first ``limit`` untargeted waiting tickets of a queue, or None if not known."""
@@ -90,6 +117,10 @@ class WaitingCache:
         if before is not None:
             self._left(ticket.hall, ticket.id, before)
         self._entered(ticket, after)
+        self._tickets[ticket.id] = (tuple(after), ticket)
+        self._tickets.move_to_end(ticket.id)
+        if len(self._tickets) > RECENT_TICKETS:
+            self._tickets.popitem(last=False)
 
     def _left(self, hall: str, ticket_id: int, row: Sequence[Any]) -> None:
         # Without the ticket that left, a front is still the first ``limit - 1`` of its

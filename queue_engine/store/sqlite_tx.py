@@ -156,6 +156,9 @@ class SQLiteTx:
                 self.cache.written(ticket, before, values)
 
     def get_ticket(self, ticket_id: int) -> Ticket | None:
+        if self.cache is not None and (hit := self.cache.ticket(ticket_id)) is not None:
+            self._rows[ticket_id] = hit[0]
+            return hit[1]
         r = self._one(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id=?", (ticket_id,))
         return self._ticket(r) if r else None
 
@@ -311,21 +314,33 @@ class SQLiteTx:
     # workstations ----------------------------------------------------------
 
     def get_workstation(self, hall: str, vn: str) -> Workstation | None:
+        cache = self.cache
+        if cache is not None and (hit := cache.workstation(hall, vn)) is not None:
+            return hit
         r = self._one(
             f"SELECT {WS_COLUMNS} FROM workstations WHERE hall=? AND virtual_number=?", (hall, vn)
         )
-        return ws_from_row(r) if r else None
+        if r is None:
+            return None
+        ws = ws_from_row(r)
+        if cache is not None:
+            cache.keep_workstation(ws)
+        return ws
 
     def put_workstation(self, ws: Workstation) -> None:
         # An upsert, not INSERT OR REPLACE: that deletes and re-inserts the row, and would
         # delete another workstation's row rather than fail on the one-staffer-per-window index.
         self.conn.execute(_WS_UPSERT, _ws_values(ws))
+        if self.cache is not None:
+            self.cache.keep_workstation(ws)
 
     def ensure_workstation(self, ws: Workstation) -> None:
         self.conn.execute(
             f"INSERT OR IGNORE INTO workstations ({WS_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
             _ws_values(ws),
         )
+        if self.cache is not None:
+            self.cache.forget_workstation(ws.hall, ws.virtual_number)
 
     def workstations(self, hall: str) -> list[Workstation]:
         rows = self._all(

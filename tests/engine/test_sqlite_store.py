@@ -262,6 +262,9 @@ async def test_another_process_writing_the_file_empties_the_cache(tmp_path: Path
         assert [t.id for t in await ours.run(heads)] == [issued.id]
         called = await engine.call_next("W0002")
         assert called is not None and called.id == issued.id
+        await other.mark_no_show("W0002")  # the other process changes our desk and ticket
+        assert (await engine.desk("W0002")) == (await other.desk("W0002"))
+        assert (await engine.ticket(issued.id)).state.value == "no_show"
 
 
 # --- a time range of the log --------------------------------------------------------------

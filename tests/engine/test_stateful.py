@@ -973,8 +973,9 @@ class QueueMachine(RuleBasedStateMachine):
 
     @invariant()
     def cached_queue_fronts_are_the_table(self) -> None:
-        """The store keeps queue fronts across transactions (sqlite_cache.py): what it
-        answers must be what a fresh read of the table finds, after every step."""
+        """The store keeps queue fronts, workstations and the tickets it wrote last across
+        transactions (sqlite_cache.py): what it answers must be what a fresh read of the
+        tables finds, after every step."""
         hall, now = self.hall, self.clock.now()
         classes = [p.code for p in hall.priority_classes]
         services = [s.code for s in hall.services]
@@ -992,6 +993,9 @@ class QueueMachine(RuleBasedStateMachine):
                 got = tx.waiting_heads(hall.code, services, vn, now, classes)
                 want = fresh.waiting_heads(hall.code, services, vn, now, classes)
                 assert sorted(got, key=lambda t: t.id) == sorted(want, key=lambda t: t.id), vn
+                assert tx.get_workstation(hall.code, vn) == fresh.get_workstation(hall.code, vn)
+            for tid in all_tickets(fresh):
+                assert tx.get_ticket(tid) == fresh.get_ticket(tid), tid
 
         self.loop.run_until_complete(self.store.run(compare))
 
