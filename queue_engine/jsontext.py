@@ -3,9 +3,10 @@
 For what events hold (str keys; str, int, float, bool and None; lists and dicts) orjson
 writes what ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"))`` writes, about
 twelve times faster: every call-next encodes two events for the log and two for the
-screens. Only very small floats are spelt otherwise (``1e-7`` for ``1e-07``), and every
-parser reads both alike. What orjson refuses (a non-str key, an int beyond 64 bits) is left
-to the standard library.
+screens. Very small floats are spelt otherwise (``1e-7`` for ``1e-07``), which every parser
+reads alike, and NaN and infinities become ``null`` (the standard library writes ``NaN``,
+which is not JSON). What orjson refuses (a non-str key, an int beyond 64 bits) and what the
+standard library would refuse too (dates, dataclasses) is left to the standard library.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Any
 
 import orjson
 
+_AS_STDLIB = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
 
 def dumps(obj: Any) -> bytes:
     """``obj`` as compact UTF-8 JSON."""
     try:
-        return orjson.dumps(obj)
+        return orjson.dumps(obj, option=_AS_STDLIB)
     except TypeError:  # orjson.JSONEncodeError is one
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()

@@ -143,7 +143,12 @@ class Tx(Protocol):
         ...
 
     def execute(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list:
-        """Run backend SQL for adapters that own tables of their own (SMS outbox …)."""
+        """Run backend SQL for adapters that own tables of their own (SMS outbox …).
+
+        Adapters read the engine's tables but never write them: the engine's rows change
+        only through the methods above, which keep the SQLite store's read cache right
+        (a statement naming ``tickets`` or ``workstations`` that is not a SELECT empties it).
+        """
         ...
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import QueueError, StoreError
 from .base import R, Store, Tx
 from .migrate import pending
-from .sqlite_cache import WaitingCache
+from .sqlite_cache import ReadCache
 from .sqlite_tx import SQLiteTx
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,14 @@ class SQLiteStore(Store):
         self._checkpointer: asyncio.Task[None] | None = None
         self._reader: sqlite3.Connection | None = None
         self._reading = asyncio.Lock()
-        self._cache = WaitingCache()
+        self._cache = ReadCache()
 
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # data_version counts per connection: a new one must not inherit the old one's cache.
+        self._cache = ReadCache()
         self._configure()
         self._migrate()
         if self.path != ":memory:":
@@ -239,7 +241,7 @@ class SQLiteStore(Store):
         # Another process may have committed since the last batch: then nothing cached holds.
         self._cache.begin(conn.execute("PRAGMA data_version").fetchone()[0])
         tx = SQLiteTx(conn, self._cache)
-        single = len(batch) == 1
+        single, changes = len(batch) == 1, conn.total_changes
         outcomes: list[Outcome] = []
         try:
             for fn, fut in batch:
@@ -249,7 +251,8 @@ class SQLiteStore(Store):
                 outcomes.append(self._apply_one(conn, tx, fn, single))
             if single and not outcomes[0][0]:
                 conn.execute("ROLLBACK")
-                self._cache.clear()
+                if conn.total_changes != changes:
+                    self._cache.clear()
                 return outcomes, []
             conn.execute("COMMIT")
         except Exception as exc:
@@ -273,7 +276,7 @@ class SQLiteStore(Store):
                 return True, fn(tx)
             except Exception as exc:
                 return False, _as_queue_error(exc)
-        mark = len(tx.events)
+        mark, changes = len(tx.events), conn.total_changes
         conn.execute("SAVEPOINT job")
         try:
             value = fn(tx)
@@ -281,7 +284,8 @@ class SQLiteStore(Store):
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
             del tx.events[mark:]
-            tx.forget()
+            if conn.total_changes != changes:
+                tx.forget()  # what it wrote is undone; a refusal that wrote nothing keeps all
             return False, _as_queue_error(exc)
         conn.execute("RELEASE job")
         return True, value

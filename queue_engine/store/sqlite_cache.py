@@ -1,21 +1,22 @@
-"""The fronts of the waiting queues as this process last read them, kept across transactions.
+"""What the SQLite store last read, kept across transactions until a write could change it.
 
-Every call-next seeks the head of each (service, priority class) queue its window serves,
-and after every call the SMS notifier reads the first few of the queue that moved: six or
-seven index seeks a call, most of them finding what the last call found. This cache keeps
-what they found until a write could have changed it:
+Every call-next read the head of each (service, priority class) queue its window serves,
+its workstation and the ticket in hand, and after every call the SMS notifier read the
+first few of the queue that moved: about ten reads a call, most finding what the last call
+found. This cache keeps the fronts of the waiting queues, each service's targeted and
+booked waiting tickets, the workstation rows and the tickets written last:
 
 - a write of a ticket takes it out of the front it was in (the rest is still the front,
   one shorter) and out of its service's targeted and booked tickets; and puts it in its
   place in the front it now enters (waiting, untargeted, ahead of the front's last ticket
   or into a front that holds its whole queue), or among those targeted and booked;
-- a write of a ticket this transaction did not read first, a raw statement that writes,
-  and any rollback drop everything;
+- a write of a ticket this transaction did not read first, a statement that writes the
+  engine's tables by hand, and a rollback of anything written drop everything;
 - a commit by another connection (``PRAGMA data_version`` moved, checked as each batch
   begins) drops everything: two processes may share the database file.
 
-So a cached front is always what the seek would return now; tests compare the two under
-random operation sequences.
+So a cached answer is always what a read of the tables would return now; the stateful
+test and a differential test of random writes compare the two after every step.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ SERVICE, PRIORITY, STATE, QUEUED_AT, APPOINTMENT_AT, TARGET = 0, 4, 5, 8, 12, 15
 RECENT_TICKETS = 512
 
 
-class WaitingCache:
+class ReadCache:
     """Fronts of waiting queues keyed by (hall, service, priority), and each service's
     targeted or booked waiting tickets keyed by (hall, service); and, under the same rules,
     the workstation rows and the tickets last written, which every desk verb reads first."""

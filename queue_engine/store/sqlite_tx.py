@@ -6,6 +6,7 @@ Runs inside the store's group-commit batch, on the event loop's thread (sqlite.p
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -20,7 +21,7 @@ from ..model import (
     Workstation,
     WorkstationState,
 )
-from .sqlite_cache import FRONT_READ_AHEAD, Entry, WaitingCache
+from .sqlite_cache import FRONT_READ_AHEAD, Entry, ReadCache
 
 TICKET_COLUMNS = (
     "id, hall, service, number, day, channel, priority, state, token, arrived_at, queued_at,"
@@ -94,7 +95,7 @@ def event_from_row(r: Sequence) -> Event:
 class SQLiteTx:
     """The Tx protocol on a sqlite3 connection that already has a transaction open."""
 
-    def __init__(self, conn: sqlite3.Connection, cache: WaitingCache | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, cache: ReadCache | None = None) -> None:
         self.conn = conn
         self.cache = cache
         self.events: list[Event] = []
@@ -104,7 +105,7 @@ class SQLiteTx:
         self._rows: dict[int, tuple] = {}
 
     def forget(self) -> None:
-        """Drop what was read: the store rolled back to a savepoint."""
+        """Drop what was read, here and in the store's cache: a rollback undid writes."""
         self._rows.clear()
         if self.cache is not None:
             self.cache.clear()
@@ -134,6 +135,7 @@ class SQLiteTx:
         values = _ticket_values(ticket)
         cur = self.conn.execute(_TICKET_INSERT, (ticket.hall, *values))
         stored = _with_id(ticket, cur.lastrowid)
+        self._rows[stored.id] = values
         if self.cache is not None:
             self.cache.written(stored, None, values)
         return stored
@@ -183,7 +185,7 @@ class SQLiteTx:
         classes: Sequence[str] = (),
     ) -> list[Ticket]:
         seen: dict[int, Ticket] = {}
-        # One index seek per (service, class): the head of each queue (or the cache's copy).
+        # The head of each (service, class) queue: the cache's copy, else one index seek.
         for service in services:
             for pclass in classes:
                 for t in self._front(hall, service, pclass, 1):
@@ -215,7 +217,7 @@ class SQLiteTx:
         entries = cache.front(hall, service, pclass, limit) if cache is not None else None
         if entries is None:
             # With a cache, read a few more than asked: each call takes one off the front
-            # (WaitingCache._left), and the next calls find the rest already read.
+            # (ReadCache._left), and the next calls find the rest already read.
             want = max(limit, FRONT_READ_AHEAD) if cache is not None else limit
             rows = self._all(
                 f"SELECT {TICKET_COLUMNS} FROM tickets WHERE hall=? AND state='waiting'"
@@ -426,11 +428,17 @@ class SQLiteTx:
         )
 
     def execute(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list:
-        if sql.lstrip()[:6].upper() != "SELECT":
-            self._rows.clear()  # it may have written a ticket behind the rows read
+        if sql.lstrip()[:6].upper() != "SELECT" and _ENGINE_TABLES.search(sql):
+            # It may have written a ticket or workstation behind what was read. Adapters
+            # write their own tables (the SMS outbox after every call): those leave both.
+            self._rows.clear()
             if self.cache is not None:
                 self.cache.clear()
         return self.conn.execute(sql, params).fetchall()
+
+
+# A statement that may write the engine's own rows (adapters write only their own tables).
+_ENGINE_TABLES = re.compile(r"\b(tickets|workstations)\b", re.IGNORECASE)
 
 
 def _with_id(ticket: Ticket, new_id: int | None) -> Ticket:

@@ -972,7 +972,7 @@ class QueueMachine(RuleBasedStateMachine):
     # invariants ----------------------------------------------------------------------------
 
     @invariant()
-    def cached_queue_fronts_are_the_table(self) -> None:
+    def cached_reads_are_the_tables(self) -> None:
         """The store keeps queue fronts, workstations and the tickets it wrote last across
         transactions (sqlite_cache.py): what it answers must be what a fresh read of the
         tables finds, after every step."""

@@ -35,3 +35,10 @@ def test_what_orjson_refuses_goes_to_the_standard_library(obj: object) -> None:
 def test_small_floats_read_back_alike() -> None:
     for x in (1e-7, 2.5e-5, 1e16, 0.1):
         assert json.loads(dumps(x)) == x
+
+
+def test_what_neither_writes_is_still_refused() -> None:
+    import datetime
+
+    with pytest.raises(TypeError):
+        dumps({"when": datetime.date(2026, 11, 28)})
