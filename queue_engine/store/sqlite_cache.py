@@ -115,10 +115,11 @@ class ReadCache:
     def written(self, ticket: Ticket, before: Sequence[Any] | None, after: Sequence[Any]) -> None:
         """``ticket`` was written as ``after`` (its row after id and hall); ``before`` is the
         row as this transaction read it, or None for a new ticket."""
+        entry = (tuple(after), ticket)
         if before is not None:
             self._left(ticket.hall, ticket.id, before)
-        self._entered(ticket, after)
-        self._tickets[ticket.id] = (tuple(after), ticket)
+        self._entered(entry)
+        self._tickets[ticket.id] = entry
         self._tickets.move_to_end(ticket.id)
         if len(self._tickets) > RECENT_TICKETS:
             self._tickets.popitem(last=False)
@@ -128,24 +129,24 @@ class ReadCache:
         # queue (or still the whole queue): the next call-next and the notifier after it
         # read the rest of what one seek found instead of seeking again.
         key = (hall, row[SERVICE], row[PRIORITY])
-        got = self._fronts.get(key)
-        if got is not None and any(t.id == ticket_id for _, t in got[1]):
+        if (got := self._fronts.get(key)) is not None:
             limit, entries = got
-            rest = [e for e in entries if e[1].id != ticket_id]
-            if len(entries) == limit:
-                limit -= 1
-            if limit:
-                self._fronts[key] = (limit, rest)
-            else:
-                del self._fronts[key]
-        special = self._special.get((hall, row[SERVICE]))
-        if special is not None and any(t.id == ticket_id for _, t in special):
-            self._special[hall, row[SERVICE]] = [e for e in special if e[1].id != ticket_id]
+            rest = _without(entries, ticket_id)
+            if len(rest) < len(entries):
+                if len(entries) == limit:
+                    limit -= 1
+                if limit:
+                    self._fronts[key] = (limit, rest)
+                else:
+                    del self._fronts[key]
+        if (special := self._special.get((hall, row[SERVICE]))) is not None:
+            self._special[hall, row[SERVICE]] = _without(special, ticket_id)
 
-    def _entered(self, ticket: Ticket, row: Sequence[Any]) -> None:
+    def _entered(self, entry: Entry) -> None:
+        row, ticket = entry
         if row[STATE] != "waiting":
             return
-        hall, entry = ticket.hall, (tuple(row), ticket)
+        hall = ticket.hall
         if row[TARGET] is not None or row[APPOINTMENT_AT] is not None:
             special = self._special.get((hall, row[SERVICE]))
             if special is not None:
@@ -162,3 +163,7 @@ class ReadCache:
         if at < limit:
             # Into the front: in its place, pushing the last one out of a full front.
             self._fronts[key] = (limit, [*entries[:at], entry, *entries[at:]][:limit])
+
+
+def _without(entries: list[Entry], ticket_id: int) -> list[Entry]:
+    return [e for e in entries if e[1].id != ticket_id]

@@ -105,7 +105,8 @@ class SQLiteTx:
         self._rows: dict[int, tuple] = {}
 
     def forget(self) -> None:
-        """Drop what was read, here and in the store's cache: a rollback undid writes."""
+        """Drop what was read, here and in the store's cache: a rollback or a hand-written
+        statement changed rows behind it."""
         self._rows.clear()
         if self.cache is not None:
             self.cache.clear()
@@ -225,7 +226,7 @@ class SQLiteTx:
                 " ORDER BY queued_at, id LIMIT ?",
                 (hall, service, pclass, want),
             )
-            entries = [(tuple(r[2:]), ticket_from_row(r)) for r in rows]
+            entries = [_entry(r) for r in rows]
             if cache is not None:
                 cache.keep_front(hall, service, pclass, want, entries)
             entries = entries[:limit]
@@ -245,7 +246,7 @@ class SQLiteTx:
                 " WHERE hall=? AND state='waiting' AND appointment_at IS NOT NULL AND service=?",
                 (hall, service, hall, service),
             )
-            entries = [(tuple(r[2:]), ticket_from_row(r)) for r in rows]
+            entries = [_entry(r) for r in rows]
             if cache is not None:
                 cache.keep_special(hall, service, entries)
         return self._entries(entries)
@@ -431,14 +432,17 @@ class SQLiteTx:
         if sql.lstrip()[:6].upper() != "SELECT" and _ENGINE_TABLES.search(sql):
             # It may have written a ticket or workstation behind what was read. Adapters
             # write their own tables (the SMS outbox after every call): those leave both.
-            self._rows.clear()
-            if self.cache is not None:
-                self.cache.clear()
+            self.forget()
         return self.conn.execute(sql, params).fetchall()
 
 
 # A statement that may write the engine's own rows (adapters write only their own tables).
 _ENGINE_TABLES = re.compile(r"\b(tickets|workstations)\b", re.IGNORECASE)
+
+
+def _entry(r: Sequence) -> Entry:
+    """A selected ticket as the cache keeps it: its row after id and hall, and the Ticket."""
+    return tuple(r[2:]), ticket_from_row(r)
 
 
 def _with_id(ticket: Ticket, new_id: int | None) -> Ticket:
