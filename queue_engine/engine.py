@@ -588,11 +588,6 @@ class Engine:
         """Do one of a staffer's desk verbs, then read the desk as :meth:`desk` does, in the
         same transaction: what the console shows next is what this verb left, and the verb
         and the read cost one job, not two."""
-        if finish is not None and verb != "call_next":
-            raise InvalidRequestError(
-                reason=f"only call_next finishes a named ticket, not {verb}",
-                reason_zh="只有“下一位”可指定办结的号票",
-            )
         step = self._desk_step(vn, verb, finish)
 
         def both(tx: Tx) -> tuple[Workstation, Ticket | None]:
@@ -607,14 +602,20 @@ class Engine:
 
     def _desk_step(self, vn: str, verb: DeskVerb, finish: int | None = None) -> Callable[[Tx], Any]:
         """The transaction step of one desk verb (the public methods and :meth:`at_desk`)."""
+        if finish is not None and verb != "call_next":
+            raise InvalidRequestError(
+                reason=f"only call_next finishes a named ticket, not {verb}",
+                reason_zh="只有“下一位”可指定办结的号票",
+            )
         match verb:
             case "call_next":
                 return self._calling_next(vn, finish)
             case "recall":
                 return self._recalling(vn)
-            case "start_service" | "accept":
-                extra = {"accepted": True} if verb == "accept" else {}
-                return self._held_step(vn, "ticket.started", tr.start, **extra)
+            case "start_service":
+                return self._held_step(vn, "ticket.started", tr.start)
+            case "accept":
+                return self._held_step(vn, "ticket.started", tr.start, accepted=True)
             case "complete":
                 return self._held_step(vn, "ticket.completed", self._done)
             case "mark_no_show":
