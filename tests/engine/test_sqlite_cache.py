@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from queue_engine.model import Channel, Ticket, TicketState
 from queue_engine.store import sqlite_tx
 from queue_engine.store.sqlite import SQLiteStore
-from queue_engine.store.sqlite_tx import TICKET_COLUMNS, SQLiteTx
+from queue_engine.store.sqlite_tx import SQLiteTx
+from tests.engine.cache_check import same_as_tables as check
 
 HALL, SERVICES, CLASSES = "h", ("a", "b"), ("n", "g")
 STATES = ("waiting", "waiting", "waiting", "called", "done")
@@ -61,25 +62,11 @@ def changed(rng: random.Random, t: Ticket) -> Ticket:
 
 
 def same_as_tables(tx: SQLiteTx, where: str, deep: bool = False) -> None:
-    """Compare what the cache answers with the tables. Asking for more than the read-ahead
-    makes a front hold its whole queue, so only ``deep`` checks do, now and then: the
-    others leave fronts full, to fill, shrink and push tickets out."""
-    fresh = SQLiteTx(tx.conn)  # the same transaction, no cache
+    """Asking for more than the read-ahead makes a front hold its whole queue, so only
+    ``deep`` checks do, now and then: the others leave fronts full, to fill, shrink and
+    push tickets out."""
     longest = 11 if deep else sqlite_tx.FRONT_READ_AHEAD
-    for svc in SERVICES:
-        for n in range(1, longest + 1):
-            got = {t.id: t for t in tx.waiting_front(HALL, svc, list(CLASSES), n)}
-            want = {t.id: t for t in fresh.waiting_front(HALL, svc, list(CLASSES), n)}
-            assert got == want, (where, "front", svc, n)
-        for vn in ("W1", None):
-            got = {t.id: t for t in tx.waiting_heads(HALL, list(SERVICES), vn, 3.0, list(CLASSES))}
-            want = {t.id: t for t in fresh.waiting_heads(HALL, list(SERVICES), vn, 3.0, CLASSES)}
-            assert got == want, (where, "heads", vn)
-    for (tid,) in tx.conn.execute("SELECT id FROM tickets"):
-        assert tx.get_ticket(tid) == fresh.get_ticket(tid), (where, "ticket", tid)
-    for tid, row in list(tx._rows.items()):  # the base an UPDATE diffs against
-        r = tx.conn.execute(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id=?", (tid,)).fetchone()
-        assert r is None or tuple(r[2:]) == tuple(row), (where, "diff base", tid)
+    check(tx, HALL, SERVICES, CLASSES, ("W1", None), 3.0, longest, where)
 
 
 def job(rng: random.Random, ids: list[int], last: dict[int, Ticket], fail: bool) -> Any:

@@ -57,8 +57,8 @@ from queue_engine.model import (
 )
 from queue_engine.projection import rebuild
 from queue_engine.store.base import Tx
-from queue_engine.store.sqlite_tx import SQLiteTx
 from tests.conftest import make_hall
+from tests.engine.cache_check import same_as_tables
 
 T = TicketState
 W = WorkstationState
@@ -981,21 +981,7 @@ class QueueMachine(RuleBasedStateMachine):
         services = [s.code for s in hall.services]
 
         def compare(tx: Any) -> None:
-            fresh = SQLiteTx(tx.conn)  # the same transaction, no cache
-            for svc in services:
-                for n in (1, 2, 4):
-                    got = tx.waiting_front(hall.code, svc, classes, n)
-                    want = fresh.waiting_front(hall.code, svc, classes, n)
-                    assert sorted(got, key=lambda t: t.id) == sorted(want, key=lambda t: t.id), (
-                        svc, n, [t.number for t in got], [t.number for t in want],
-                    )  # fmt: skip
-            for vn in VNS:
-                got = tx.waiting_heads(hall.code, services, vn, now, classes)
-                want = fresh.waiting_heads(hall.code, services, vn, now, classes)
-                assert sorted(got, key=lambda t: t.id) == sorted(want, key=lambda t: t.id), vn
-                assert tx.get_workstation(hall.code, vn) == fresh.get_workstation(hall.code, vn)
-            for tid in all_tickets(fresh):
-                assert tx.get_ticket(tid) == fresh.get_ticket(tid), tid
+            same_as_tables(tx, hall.code, services, classes, VNS, now, longest=4)
 
         self.loop.run_until_complete(self.store.run(compare))
 
