@@ -305,7 +305,7 @@ async def drive(args: argparse.Namespace, port: int, staff: list[Staffer], pids:
     before = (await report())[1]
     # The two throughput phases take turns, so a shared machine's slow and fast seconds
     # fall on both alike: their ratio is the figure, and it is compared within one run.
-    rounds, calls, trivial = 1 if args.profile else args.rounds, (0, 0, 0.0), (0, 0, 0.0)
+    rounds, calls, trivial = 1 if args.profile else args.rounds, [], []
     res["deferred_s"] = 0.0
     for _ in range(rounds):
         got, res["profile"] = await phase(
@@ -314,13 +314,17 @@ async def drive(args: argparse.Namespace, port: int, staff: list[Staffer], pids:
                 args, pids["server"], lambda: timed(port, args.duration / rounds, cycles_on)
             ),
         )
-        calls = (calls[0] + got[0], calls[1] + got[1], calls[2] + got[2])
+        calls.append(got)
         # What the calls left for later (readers catching up with the log) is theirs too:
         # the server's CPU seconds until it is quiet again count as time of the phase.
         res["deferred_s"] += await settle(pids["server"])
-        got = await phase("trivial", lambda: timed(port, args.duration / rounds, healthz_on))
-        trivial = (trivial[0] + got[0], trivial[1] + got[1], trivial[2] + got[2])
-    res["calls"], res["trivial"] = calls, trivial
+        trivial.append(
+            await phase("trivial", lambda: timed(port, args.duration / rounds, healthz_on))
+        )
+    # (counted, requests, seconds), summed over the rounds
+    res["calls"], res["trivial"] = (
+        tuple(map(sum, zip(*parts, strict=True))) for parts in (calls, trivial)
+    )
     _, events, res["lost"] = await report()
     got = [after - b for after, b in zip(events, before, strict=True)]
     res["events"] = (min(got), max(got))
