@@ -92,6 +92,8 @@ class Engine:
         self.hall = hall
         self.clock = clock
         self.tz = ZoneInfo(hall.timezone)
+        # Worked out once, as _skill_map is: staff and services are fixed for the engine's life.
+        self._seat_skills: dict[tuple[str, SeatKind], dict[str, int]] = {}
 
     # --- set-up ---------------------------------------------------------------
 
@@ -701,12 +703,15 @@ class Engine:
         return {s.virtual_number: dict(s.skills) for s in self.hall.staff}
 
     def _skills_at(self, vn: str, kind: SeatKind) -> dict[str, int]:
-        """The skills of ``vn`` for services served at this kind of seat."""
-        return {
-            code: level
-            for code, level in self._skills(vn).items()
-            if (svc := self.hall.service(code)) is not None and svc.served_at == kind
-        }
+        """The skills of ``vn`` for services served at this kind of seat (not to be changed)."""
+        skills = self._seat_skills.get((vn, kind))
+        if skills is None:
+            skills = self._seat_skills[vn, kind] = {
+                code: level
+                for code, level in self._skills(vn).items()
+                if (svc := self.hall.service(code)) is not None and svc.served_at == kind
+            }
+        return skills
 
     def _require_skill(self, vn: str, service: str, kind: SeatKind | None = None) -> None:
         skills = self._skills(vn) if kind is None else self._skills_at(vn, kind)
