@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import time
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from .calendar import WorkCalendar
 
@@ -454,6 +454,23 @@ class Event:
             "window": self.window,
             "payload": dict(self.payload),
         }
+
+
+Row = TypeVar("Row", Ticket, Workstation)
+_ROW_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Ticket, Workstation)}
+# evolve() sets the fields itself: it would skip a __post_init__ check, so there is none.
+assert not any(hasattr(cls, "__post_init__") for cls in _ROW_FIELDS)
+
+
+def evolve(row: Row, **changes: Any) -> Row:
+    """``dataclasses.replace`` for a Ticket or Workstation, in half its time: every
+    transition copies one or two, and call-next runs four transitions' worth."""
+    new = object.__new__(type(row))
+    for name in _ROW_FIELDS[type(row)]:
+        object.__setattr__(new, name, changes.pop(name) if name in changes else getattr(row, name))
+    if changes:
+        raise TypeError(f"{type(row).__name__} has no field {', '.join(changes)}")
+    return new
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ raises the typed error for an illegal move. Nothing here touches a store.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from .errors import (
     AlreadySignedInError,
@@ -16,7 +15,7 @@ from .errors import (
     NotYourTicketError,
     WorkstationStateError,
 )
-from .model import SeatKind, Ticket, TicketState, Workstation, WorkstationState
+from .model import SeatKind, Ticket, TicketState, Workstation, WorkstationState, evolve
 
 T = TicketState
 W = WorkstationState
@@ -103,10 +102,8 @@ def require_holder(ticket: Ticket, ws: Workstation) -> None:
 def release(ws: Workstation, now: float, wrap_up_s: float) -> Workstation:
     """The workstation after its ticket leaves: wrap-up if configured, else available."""
     if wrap_up_s > 0:
-        return replace(
-            ws, state=W.WRAP_UP, ticket_id=None, since=now, wrap_up_until=now + wrap_up_s
-        )
-    return replace(ws, state=W.AVAILABLE, ticket_id=None, since=now, wrap_up_until=None)
+        return evolve(ws, state=W.WRAP_UP, ticket_id=None, since=now, wrap_up_until=now + wrap_up_s)
+    return evolve(ws, state=W.AVAILABLE, ticket_id=None, since=now, wrap_up_until=None)
 
 
 # --- tickets ---------------------------------------------------------------
@@ -116,7 +113,7 @@ def call(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workstati
     """A window calls a waiting ticket (pull)."""
     require_ticket(ticket, (T.WAITING,), "called")
     require_workstation(ws, (W.AVAILABLE, W.WRAP_UP), "call next")
-    t = replace(
+    t = evolve(
         ticket,
         state=T.CALLED,
         workstation=ws.virtual_number,
@@ -125,7 +122,7 @@ def call(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workstati
         updated_at=now,
         recalls=0,
     )
-    w = replace(ws, state=W.CALLING, ticket_id=ticket.id, since=now, wrap_up_until=None)
+    w = evolve(ws, state=W.CALLING, ticket_id=ticket.id, since=now, wrap_up_until=None)
     return t, w
 
 
@@ -135,7 +132,7 @@ def offer(
     """The engine reserves a waiting call for a free hotline agent (push)."""
     require_ticket(ticket, (T.WAITING,), "offered")
     require_workstation(ws, (W.AVAILABLE,), "take an offer")
-    t = replace(
+    t = evolve(
         ticket,
         state=T.CALLED,
         workstation=ws.virtual_number,
@@ -144,14 +141,14 @@ def offer(
         updated_at=now,
         offer_expires_at=now + timeout_s,
     )
-    return t, replace(ws, state=W.CALLING, ticket_id=ticket.id, since=now)
+    return t, evolve(ws, state=W.CALLING, ticket_id=ticket.id, since=now)
 
 
 def decline(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workstation]:
     """An offer is rejected or times out: the call waits again, keeping its place."""
     require_ticket(ticket, (T.CALLED,), "declined")
     require_holder(ticket, ws)
-    t = replace(
+    t = evolve(
         ticket,
         state=T.WAITING,
         workstation=None,
@@ -161,9 +158,7 @@ def decline(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workst
         updated_at=now,
         declined_by=(*ticket.declined_by, ws.virtual_number),
     )
-    w = replace(
-        ws, state=W.AVAILABLE, ticket_id=None, since=now, missed_offers=ws.missed_offers + 1
-    )
+    w = evolve(ws, state=W.AVAILABLE, ticket_id=None, since=now, missed_offers=ws.missed_offers + 1)
     return t, w
 
 
@@ -171,15 +166,15 @@ def recall(ticket: Ticket, ws: Workstation, now: float) -> Ticket:
     """The window calls the same ticket again (重呼)."""
     require_ticket(ticket, (T.CALLED,), "recalled")
     require_holder(ticket, ws)
-    return replace(ticket, recalls=ticket.recalls + 1, called_at=now, updated_at=now)
+    return evolve(ticket, recalls=ticket.recalls + 1, called_at=now, updated_at=now)
 
 
 def start(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workstation]:
     """The citizen has arrived at the window, or the agent accepted the call."""
     require_ticket(ticket, (T.CALLED,), "started")
     require_holder(ticket, ws)
-    t = replace(ticket, state=T.SERVING, started_at=now, updated_at=now, offer_expires_at=None)
-    return t, replace(ws, state=W.SERVING, since=now, missed_offers=0)
+    t = evolve(ticket, state=T.SERVING, started_at=now, updated_at=now, offer_expires_at=None)
+    return t, evolve(ws, state=W.SERVING, since=now, missed_offers=0)
 
 
 def complete(
@@ -188,7 +183,7 @@ def complete(
     """The service is finished."""
     require_ticket(ticket, (T.SERVING,), "completed")
     require_holder(ticket, ws)
-    t = replace(ticket, state=T.DONE, ended_at=now, updated_at=now)
+    t = evolve(ticket, state=T.DONE, ended_at=now, updated_at=now)
     return t, release(ws, now, wrap_up_s)
 
 
@@ -202,7 +197,7 @@ def finish_for_next(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket
     require_ticket(ticket, (T.CALLED, T.SERVING), "completed")
     require_holder(ticket, ws)
     started = ticket.started_at if ticket.started_at is not None else ticket.called_at
-    t = replace(
+    t = evolve(
         ticket, state=T.DONE, started_at=started, ended_at=now, updated_at=now,
         offer_expires_at=None,
     )  # fmt: skip
@@ -213,7 +208,7 @@ def no_show(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workst
     """The called citizen did not come (过号)."""
     require_ticket(ticket, (T.CALLED,), "marked no-show")
     require_holder(ticket, ws)
-    t = replace(ticket, state=T.NO_SHOW, ended_at=now, updated_at=now, offer_expires_at=None)
+    t = evolve(ticket, state=T.NO_SHOW, ended_at=now, updated_at=now, offer_expires_at=None)
     return t, release(ws, now, 0)
 
 
@@ -228,7 +223,7 @@ def close(
         T.TRANSFERRED: (T.WAITING, T.CALLED, T.SERVING),
     }[state]
     require_ticket(ticket, allowed, action)
-    t = replace(ticket, state=state, ended_at=now, updated_at=now, offer_expires_at=None)
+    t = evolve(ticket, state=state, ended_at=now, updated_at=now, offer_expires_at=None)
     if ws is not None and ws.ticket_id == ticket.id:
         return t, release(ws, now, 0)
     return t, None
@@ -238,7 +233,7 @@ def hold(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workstati
     """Suspend a service (挂起) while the citizen fetches a document; the window is free."""
     require_ticket(ticket, (T.SERVING,), "held")
     require_holder(ticket, ws)
-    return replace(ticket, state=T.HELD, updated_at=now), release(ws, now, 0)
+    return evolve(ticket, state=T.HELD, updated_at=now), release(ws, now, 0)
 
 
 def resume_held(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Workstation]:
@@ -246,8 +241,8 @@ def resume_held(ticket: Ticket, ws: Workstation, now: float) -> tuple[Ticket, Wo
     require_ticket(ticket, (T.HELD,), "resumed")
     require_holder(ticket, ws)
     require_workstation(ws, (W.AVAILABLE, W.WRAP_UP), "hold another ticket")
-    t = replace(ticket, state=T.SERVING, updated_at=now, window=ws.window)
-    w = replace(ws, state=W.SERVING, ticket_id=ticket.id, since=now, wrap_up_until=None)
+    t = evolve(ticket, state=T.SERVING, updated_at=now, window=ws.window)
+    w = evolve(ws, state=W.SERVING, ticket_id=ticket.id, since=now, wrap_up_until=None)
     return t, w
 
 
@@ -258,7 +253,7 @@ def sign_in(ws: Workstation, window: str, kind: SeatKind, now: float) -> Worksta
     """A staffer signs in under a virtual number at a window or hotline seat."""
     if ws.state != W.OFFLINE:
         raise AlreadySignedInError(virtual_number=ws.virtual_number, window=ws.window)
-    return replace(
+    return evolve(
         ws,
         state=W.AVAILABLE,
         window=window,
@@ -272,7 +267,7 @@ def sign_in(ws: Workstation, window: str, kind: SeatKind, now: float) -> Worksta
 def sign_out(ws: Workstation, now: float) -> Workstation:
     """A staffer signs out; allowed only with no ticket in hand."""
     require_workstation(ws, (W.AVAILABLE, W.PAUSED, W.WRAP_UP), "sign out")
-    return replace(
+    return evolve(
         ws,
         state=W.OFFLINE,
         window=None,
@@ -286,16 +281,16 @@ def sign_out(ws: Workstation, now: float) -> Workstation:
 def pause(ws: Workstation, reason: str, now: float) -> Workstation:
     """Pause with a reason (break, meeting, back office, stepped away)."""
     require_workstation(ws, (W.AVAILABLE, W.WRAP_UP), "pause")
-    return replace(ws, state=W.PAUSED, pause_reason=reason, since=now, wrap_up_until=None)
+    return evolve(ws, state=W.PAUSED, pause_reason=reason, since=now, wrap_up_until=None)
 
 
 def resume_work(ws: Workstation, now: float) -> Workstation:
     """Come back from a pause."""
     require_workstation(ws, (W.PAUSED,), "resume")
-    return replace(ws, state=W.AVAILABLE, pause_reason=None, since=now, missed_offers=0)
+    return evolve(ws, state=W.AVAILABLE, pause_reason=None, since=now, missed_offers=0)
 
 
 def end_wrap_up(ws: Workstation, now: float) -> Workstation:
     """Wrap-up is over: the workstation is available again."""
     require_workstation(ws, (W.WRAP_UP,), "resume")
-    return replace(ws, state=W.AVAILABLE, since=now, wrap_up_until=None)
+    return evolve(ws, state=W.AVAILABLE, since=now, wrap_up_until=None)

@@ -15,7 +15,15 @@ from queue_engine.errors import (
     QueueError,
     WorkstationStateError,
 )
-from queue_engine.model import Channel, SeatKind, Ticket, TicketState, Workstation, WorkstationState
+from queue_engine.model import (
+    Channel,
+    SeatKind,
+    Ticket,
+    TicketState,
+    Workstation,
+    WorkstationState,
+    evolve,
+)
 
 T = TicketState
 W = WorkstationState
@@ -446,3 +454,27 @@ def test_every_action_has_a_chinese_name_in_illegal_transition_messages(action: 
         tr.require_ticket(ticket(T.DONE), (T.WAITING,), action)
     assert exc.value.message_zh.startswith("号票A007当前状态为“")
     assert exc.value.message_zh.endswith(f"”，不能{tr.ACTION_ZH[action]}")
+
+
+# --- evolve: the transitions' copy of a row ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"state": T.CALLED, "workstation": "W0001", "called_at": 5.0},
+     {"declined_by": ("W0101",), "note": "带齐材料", "recalls": 2}],
+)  # fmt: skip
+def test_evolve_makes_what_replace_makes(changes: dict) -> None:
+    t = ticket(T.WAITING, phone="+8613800000001")
+    got = evolve(t, **changes)
+    assert got == replace(t, **changes) and got is not t
+    assert ticket(T.WAITING, phone="+8613800000001") == t  # the original is untouched
+    w = ws(W.SERVING, ticket_id=3)
+    assert evolve(w, state=W.AVAILABLE, ticket_id=None) == replace(
+        w, state=W.AVAILABLE, ticket_id=None
+    )
+
+
+def test_evolve_refuses_a_field_the_row_has_not() -> None:
+    with pytest.raises(TypeError, match="no field colour"):
+        evolve(ticket(), colour="red")
